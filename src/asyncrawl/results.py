@@ -1,0 +1,31 @@
+"""What the engine hands to consumers: one ItemResult per finished item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from .outcomes import Failed, NoData, Ok
+
+__all__ = ["ItemResult"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemResult(Generic[T]):
+    """One item's final outcome, streamed as soon as the item finishes."""
+
+    item: T
+    #: The Source's stable key for the item.
+    key: str
+    outcome: Ok | NoData | Failed
+    #: HTTP attempts this item took (retries and hedges included).
+    attempts: int
+    #: Wall-clock time (seconds since the epoch) the item finished.
+    finished_at: float
+
+    @property
+    def ok(self) -> bool:
+        """True when the item finished with data."""
+        return isinstance(self.outcome, Ok)

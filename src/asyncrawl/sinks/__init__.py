@@ -1,0 +1,1 @@
+"""Where results go: directories and S3, in one layout."""

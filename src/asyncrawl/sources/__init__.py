@@ -1,0 +1,1 @@
+"""Sources: what to crawl and how to read its answers."""

@@ -1,0 +1,1 @@
+"""OpenDART (Korea's electronic disclosure system): financial statements of listed companies."""

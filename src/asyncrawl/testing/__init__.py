@@ -1,0 +1,1 @@
+"""Test servers that asyncrawl's tests, demo and benchmarks share: loopback only."""

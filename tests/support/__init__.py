@@ -1,0 +1,1 @@
+"""Shared test helpers (fixtures live beside the tests that use them)."""
