@@ -7,13 +7,21 @@ whose text never carries a secret query parameter.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+from urllib.parse import urlencode, urlsplit
 
+import aiohttp
+
+from .errors import AttemptTimeout, TransportError
 from .redact import redact_url
 
 __all__ = [
+    "AiohttpFetcher",
     "Fetcher",
     "Request",
     "Response",
@@ -43,15 +51,11 @@ class Request:
         """The URL with its query, secrets masked: safe to log."""
         if not self.params:
             return redact_url(self.url, self.secret_params)
-        from urllib.parse import urlencode
-
         return redact_url(f"{self.url}?{urlencode(dict(self.params))}", self.secret_params)
 
     @property
     def host(self) -> str:
         """The host this request goes to (the key of the per-host concurrency limit)."""
-        from urllib.parse import urlsplit
-
         return urlsplit(self.url).netloc
 
 
@@ -75,3 +79,97 @@ class Fetcher(Protocol):
     """
 
     async def fetch(self, request: Request, *, timeout: float) -> Response: ...
+
+
+class AiohttpFetcher:
+    """The real Fetcher: one pooled ``aiohttp.ClientSession`` for a whole run.
+
+    Use it as an async context manager inside the running loop; the session is created on
+    entry and closed on exit, so nothing outlives the loop (a warm Lambda container runs each
+    invocation in a fresh loop). Errors never carry the raw URL: aiohttp puts the request URL,
+    query string and all, into its exception text, and OpenDART's key travels in the query.
+    """
+
+    def __init__(self, *, pool_size: int = 100, user_agent: str = "asyncrawl/0.1") -> None:
+        self._pool_size = pool_size
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        connector = aiohttp.TCPConnector(limit=self._pool_size, enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            # Per-attempt timeouts are applied in fetch(); the session itself never times out.
+            timeout=aiohttp.ClientTimeout(total=None),
+            headers={"User-Agent": self._user_agent},
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch(self, request: Request, *, timeout: float) -> Response:
+        """Send ``request``; raise TransportError or AttemptTimeout when no full answer came."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("AiohttpFetcher is not open: use 'async with AiohttpFetcher()'")
+        shown = request.display_url
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(timeout):
+                async with session.request(
+                    request.method,
+                    request.url,
+                    params=dict(request.params) or None,
+                    headers=dict(request.headers) or None,
+                    data=request.body,
+                ) as answer:
+                    body = await answer.read()
+                    return Response(
+                        status=answer.status,
+                        headers=answer.headers,
+                        body=body,
+                        elapsed=loop.time() - started,
+                    )
+        # Every branch raises `from None`: the original exception's text holds the raw URL.
+        except TimeoutError:
+            message = f"no answer within {timeout:g}s from {shown}"
+            raise AttemptTimeout(message, url=shown, status="timeout") from None
+        except aiohttp.ClientPayloadError:
+            message = f"answer cut short from {shown}"
+            raise TransportError(message, url=shown, status="truncated") from None
+        except aiohttp.ServerDisconnectedError:
+            message = f"server closed the connection without answering: {shown}"
+            raise TransportError(message, url=shown, status="connection_reset") from None
+        except aiohttp.ClientConnectorError as error:
+            status = _connect_status(error.os_error)
+            message = f"cannot connect ({status}) to {shown}"
+            raise TransportError(message, url=shown, status=status) from None
+        except aiohttp.ClientOSError as error:
+            status = _connect_status(error)
+            raise TransportError(f"{status} from {shown}", url=shown, status=status) from None
+        except aiohttp.ClientError as error:
+            message = f"{type(error).__name__} from {shown}"
+            raise TransportError(message, url=shown, status="transport_error") from None
+
+
+def _connect_status(error: OSError) -> str:
+    """A short accounting status for a socket-level error."""
+    if error.errno == errno.ECONNREFUSED:
+        return "connection_refused"
+    if error.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+        return "connection_reset"
+    return "connection_error"

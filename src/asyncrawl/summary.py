@@ -1,0 +1,135 @@
+"""Run accounting: every planned item ends in exactly one bucket.
+
+    planned == ok + no_data + len(failed) + len(remaining)
+
+``ok`` and ``no_data`` count only items whose result the consumer confirmed (for a sink: the
+write is durable); ``failed`` items carry their last status and reason; ``remaining`` lists the
+keys of items not finished for any reason (deadline, cancellation, fatal stop, abandoned in
+flight, or a write that was not confirmed), so a later run can finish exactly those.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FailedItem", "RunSummary", "merge_summaries"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailedItem:
+    """An item that ended failed: its key, last status and the reason."""
+
+    item: str
+    status: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The contract's ``{item, status, reason}`` object."""
+        return {"item": self.item, "status": self.status, "reason": self.reason}
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """The outcome of one run, as written to ``summary.json`` and the Lambda body."""
+
+    run_id: str
+    planned: int
+    ok: int
+    no_data: int
+    failed: tuple[FailedItem, ...]
+    remaining: tuple[str, ...]
+    requests: int
+    retries: int
+    status_counts: Mapping[str, int]
+    elapsed_s: float
+    #: Attempt latencies in seconds, for the percentiles (not serialised whole).
+    latencies: tuple[float, ...] = field(default=(), repr=False)
+    #: Why the run stopped early, when the upstream refused it.
+    fatal: str | None = None
+    #: True when the run was cancelled (Ctrl-C, task cancellation).
+    cancelled: bool = False
+
+    @property
+    def consistent(self) -> bool:
+        """Whether every planned item is in exactly one bucket."""
+        return self.planned == self.ok + self.no_data + len(self.failed) + len(self.remaining)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing remains to be done (some items may have failed)."""
+        return not self.remaining
+
+    @property
+    def requests_per_s(self) -> float:
+        """Achieved request rate over the run."""
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def latency_ms(self) -> dict[str, float]:
+        """Attempt latency percentiles (p50, p90, p99, max) in milliseconds."""
+        values = sorted(self.latencies)
+        return {
+            "p50": round(_percentile(values, 0.50) * 1000, 1),
+            "p90": round(_percentile(values, 0.90) * 1000, 1),
+            "p99": round(_percentile(values, 0.99) * 1000, 1),
+            "max": round((values[-1] if values else 0.0) * 1000, 1),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's JSON shape (``summary.json``, ``--summary``, ``crawl_result``)."""
+        return {
+            "run_id": self.run_id,
+            "planned": self.planned,
+            "ok": self.ok,
+            "no_data": self.no_data,
+            "failed": [f.to_dict() for f in self.failed],
+            "remaining": list(self.remaining),
+            "requests": self.requests,
+            "retries": self.retries,
+            "status_counts": dict(sorted(self.status_counts.items())),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "requests_per_s": round(self.requests_per_s, 2),
+            "latency_ms": self.latency_ms(),
+            "fatal": self.fatal,
+            "cancelled": self.cancelled,
+        }
+
+
+def merge_summaries(parts: Iterable[RunSummary]) -> RunSummary:
+    """One summary for a run done in several parts (Lambda invocations chained by continuation).
+
+    ``planned`` comes from the first part, which planned everything; each later part planned
+    exactly the previous part's ``remaining``. Counts add up; ``remaining`` is the last part's.
+    """
+    items = list(parts)
+    if not items:
+        raise ValueError("merge_summaries needs at least one summary")
+    status_counts: Counter[str] = Counter()
+    for part in items:
+        status_counts.update(part.status_counts)
+    last = items[-1]
+    return RunSummary(
+        run_id=items[0].run_id,
+        planned=items[0].planned,
+        ok=sum(p.ok for p in items),
+        no_data=sum(p.no_data for p in items),
+        failed=tuple(f for p in items for f in p.failed),
+        remaining=last.remaining,
+        requests=sum(p.requests for p in items),
+        retries=sum(p.retries for p in items),
+        status_counts=dict(status_counts),
+        elapsed_s=sum(p.elapsed_s for p in items),
+        latencies=tuple(v for p in items for v in p.latencies),
+        fatal=last.fatal,
+        cancelled=last.cancelled,
+    )
