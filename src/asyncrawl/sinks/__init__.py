@@ -1,1 +1,67 @@
-"""Where results go: directories and S3, in one layout."""
+"""Where results go: directories and S3, in one layout.
+
+- :mod:`~asyncrawl.sinks.base`: the ``Sink`` and ``BlobStore`` protocols.
+- :mod:`~asyncrawl.sinks.layout`: every key asyncrawl writes, and run ids.
+- :mod:`~asyncrawl.sinks.directory` and :mod:`~asyncrawl.sinks.s3`: the two stores;
+  :func:`open_store` picks one from an ``--out`` value.
+- :mod:`~asyncrawl.sinks.records`: rows to deterministic gzip-compressed JSON Lines.
+- :mod:`~asyncrawl.sinks.journal`: finished items, summary and state of a run.
+- :mod:`~asyncrawl.sinks.record_sink`: the sink a crawl writes through.
+"""
+
+from __future__ import annotations
+
+from .base import BlobStore, Sink
+from .directory import DirectoryStore
+from .journal import (
+    JournalStatus,
+    RunJournal,
+    read_run_state,
+    read_summary,
+    write_run_state,
+    write_summary,
+)
+from .layout import (
+    DATA_PREFIX,
+    META_PREFIX,
+    data_key,
+    journal_prefix,
+    new_run_id,
+    run_prefix,
+    state_key,
+    summary_key,
+    validate_key,
+    validate_run_id,
+)
+from .record_sink import DATA_CONTENT_TYPE, RecordSink
+from .records import decode_jsonl_gz, encode_jsonl_gz
+from .s3 import S3Store
+from .store import open_store
+
+__all__ = [
+    "DATA_CONTENT_TYPE",
+    "DATA_PREFIX",
+    "META_PREFIX",
+    "BlobStore",
+    "DirectoryStore",
+    "JournalStatus",
+    "RecordSink",
+    "RunJournal",
+    "S3Store",
+    "Sink",
+    "data_key",
+    "decode_jsonl_gz",
+    "encode_jsonl_gz",
+    "journal_prefix",
+    "new_run_id",
+    "open_store",
+    "read_run_state",
+    "read_summary",
+    "run_prefix",
+    "state_key",
+    "summary_key",
+    "validate_key",
+    "validate_run_id",
+    "write_run_state",
+    "write_summary",
+]

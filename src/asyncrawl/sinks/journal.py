@@ -1,0 +1,174 @@
+"""Run metadata under ``_meta/runs/{run_id}/``: the journal of finished items, the summary,
+and continuation state too large for a token.
+
+S3 cannot append, so the journal is written in parts, each one whole object:
+``_meta/runs/{run_id}/journal/part-{NNNNNN}-{random}.jsonl`` holding one
+``{"key": ..., "status": "ok"|"no_data"}`` line per finished item. Parts are never rewritten;
+loading takes the union of all of them, and a later part wins where two disagree. The random
+part of the name keeps two writers of the same run id (a resumed run, a retried Lambda) from
+overwriting each other's parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import orjson
+
+from ..errors import ConfigError, SinkError
+from .base import BlobStore
+from .layout import journal_prefix, state_key, summary_key, validate_run_id
+
+__all__ = [
+    "JournalStatus",
+    "RunJournal",
+    "read_run_state",
+    "read_summary",
+    "write_run_state",
+    "write_summary",
+]
+
+logger = logging.getLogger(__name__)
+
+#: How an item finished, as the journal records it.
+JournalStatus = Literal["ok", "no_data"]
+_STATUSES: frozenset[str] = frozenset({"ok", "no_data"})
+_PART = re.compile(r"part-(\d{6,})-[0-9a-f]+\.jsonl")
+_JSONL = "application/x-ndjson"
+
+
+class RunJournal:
+    """The items a run has finished, so that re-running with the same run id skips them.
+
+    :meth:`record` adds an entry; every ``flush_every`` entries (and on :meth:`flush` or
+    :meth:`aclose`) the pending entries are written as one new part, in one atomic put. If
+    that put fails the entries stay pending for the next flush: none is lost.
+    """
+
+    def __init__(self, store: BlobStore, run_id: str, *, flush_every: int = 200) -> None:
+        if isinstance(flush_every, bool) or flush_every < 1:
+            raise ConfigError("flush_every", f"must be a positive integer, not {flush_every!r}")
+        #: Where the parts go.
+        self.store = store
+        #: The run these entries belong to.
+        self.run_id = validate_run_id(run_id)
+        #: Entries per part: a flush happens when this many are pending.
+        self.flush_every = flush_every
+        self._prefix = journal_prefix(run_id)
+        self._pending: dict[str, str] = {}
+        self._next_part = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def pending(self) -> int:
+        """How many recorded entries are not yet in a stored part."""
+        return len(self._pending)
+
+    async def load(self) -> dict[str, str]:
+        """Every finished item of the run so far: ``{key: "ok" | "no_data"}``.
+
+        The union of all stored parts (a part written twice changes nothing), then the
+        entries recorded here and not yet flushed. New parts are numbered after the stored.
+        """
+        names = [key async for key in self.store.list(self._prefix)]
+        parts: list[tuple[int, str]] = []
+        for key in names:
+            match = _PART.fullmatch(key[len(self._prefix) :])
+            if match:
+                parts.append((int(match.group(1)), key))
+        parts.sort()
+        finished: dict[str, str] = {}
+        for _number, key in parts:
+            data = await self.store.get(key)
+            if data is None:
+                continue
+            for line in data.splitlines():
+                if not line.strip():
+                    continue
+                entry = orjson.loads(line)
+                finished[entry["key"]] = entry["status"]
+        if parts:
+            self._next_part = max(self._next_part, parts[-1][0] + 1)
+        finished.update(self._pending)
+        return finished
+
+    async def record(self, key: str, status: JournalStatus) -> None:
+        """Note that ``key`` finished with ``status``; flushes when enough are pending.
+
+        A failed automatic flush is logged, not raised: the entries stay pending, and the
+        caller's own write (already stored) must not be reported as failed because of it.
+        :meth:`flush` and :meth:`aclose` raise.
+        """
+        if status not in _STATUSES:
+            raise ValueError(f"status must be 'ok' or 'no_data', not {status!r}")
+        # Re-inserting moves the key to the end, so the newest status is what a part holds.
+        self._pending.pop(key, None)
+        self._pending[key] = status
+        if len(self._pending) >= self.flush_every:
+            try:
+                await self.flush()
+            except SinkError as exc:
+                logger.warning(
+                    "journal flush failed; %d entries kept pending: %s", self.pending, exc
+                )
+
+    async def flush(self) -> None:
+        """Write every pending entry as one new part; SinkError (entries kept) on failure."""
+        async with self._lock:
+            if not self._pending:
+                return
+            batch = dict(self._pending)
+            body = b"".join(
+                orjson.dumps({"key": key, "status": status}, option=orjson.OPT_APPEND_NEWLINE)
+                for key, status in batch.items()
+            )
+            number = self._next_part
+            part = f"{self._prefix}part-{number:06d}-{secrets.token_hex(4)}.jsonl"
+            await self.store.put(part, body, content_type=_JSONL)
+            self._next_part = number + 1
+            # Drop only what was written: entries recorded during the put stay pending, and so
+            # does an entry whose status changed meanwhile.
+            for key, status in batch.items():
+                if self._pending.get(key) == status:
+                    del self._pending[key]
+
+    async def aclose(self) -> None:
+        """Flush what is pending (the store stays open: it belongs to the caller)."""
+        await self.flush()
+
+
+async def write_summary(store: BlobStore, run_id: str, summary: Mapping[str, Any]) -> str:
+    """Store the run summary at ``_meta/runs/{run_id}/summary.json``; returns that key."""
+    key = summary_key(run_id)
+    body = orjson.dumps(dict(summary), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    await store.put(key, body, content_type="application/json")
+    return key
+
+
+async def read_summary(store: BlobStore, run_id: str) -> dict[str, Any] | None:
+    """The run summary written by :func:`write_summary`, or ``None`` if there is none."""
+    data = await store.get(summary_key(run_id))
+    if data is None:
+        return None
+    summary: dict[str, Any] = orjson.loads(data)
+    return summary
+
+
+async def write_run_state(store: BlobStore, run_id: str, name: str, data: bytes) -> str:
+    """Store opaque state at ``_meta/runs/{run_id}/state/{name}``; returns that key.
+
+    For continuation state too large for the Lambda's 32 KB token: the token names the key.
+    """
+    key = state_key(run_id, name)
+    await store.put(key, data, content_type="application/octet-stream")
+    return key
+
+
+async def read_run_state(store: BlobStore, run_id: str, name: str) -> bytes | None:
+    """The state written by :func:`write_run_state`, or ``None`` if there is none."""
+    return await store.get(state_key(run_id, name))
