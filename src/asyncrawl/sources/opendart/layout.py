@@ -1,0 +1,27 @@
+"""Where an item's rows are stored: the data key layout shared by every sink.
+
+``data/year={bsns_year}/report={reprt_code}/fs={fs_div}/{corp_code}.jsonl.gz``: Hive-style
+partitions that a Glue crawler or an Athena/DuckDB/Spark table can point at. The partition
+names deliberately differ from the row fields (``bsns_year``, ``reprt_code``, ``fs_div``):
+Athena rejects a table whose partition keys repeat a column.
+"""
+
+from __future__ import annotations
+
+from .items import StatementItem
+
+__all__ = [
+    "DATA_PREFIX",
+    "data_key",
+]
+
+#: The prefix every data file lives under; nothing else is stored there.
+DATA_PREFIX = "data/"
+
+
+def data_key(item: StatementItem) -> str:
+    """The key (relative to the output root) of ``item``'s gzip-compressed JSON Lines file."""
+    return (
+        f"{DATA_PREFIX}year={item.bsns_year}/report={item.reprt_code}/fs={item.fs_div}/"
+        f"{item.company.corp_code}.jsonl.gz"
+    )

@@ -1,0 +1,256 @@
+"""The OpenDART Source: one ``fnlttSinglAcntAll.json`` request per item, and what its answer means.
+
+OpenDART answers errors, "no data" and "rate limit exceeded" with HTTP 200; only the body's
+``status`` tells them apart, so :meth:`OpenDartSource.classify` reads the HTTP status first
+(429, 5xx, ...) and then the body:
+
+======================  =====================================================================
+DART status             outcome (``status`` is the DART code, counted in run summaries)
+======================  =====================================================================
+000 with rows           ``Ok(payload=[row, ...])`` (rows enriched, see below)
+000 without rows, 013   ``NoData``: finished, never retried
+020                     ``SlowDown(retry_after=slowdown_seconds)``: every worker pauses
+800, 900                ``Transient``: retried with back-off
+010, 011, 012, 901      ``Fatal``: the key is unknown, suspended, not allowed from this IP or
+                        expired; the run stops (the reason never carries the key)
+014, 021, 100, 101      ``Failed``: this item cannot succeed
+anything else           ``Failed`` with DART's status and message
+not JSON / not a dict   ``Transient(status="bad_body")`` (an HTML error page from a proxy, a
+                        truncated answer): never a crash
+======================  =====================================================================
+
+Each stored row is DART's row plus ``corp_code`` (DART's own value, added from the item when
+missing), ``stock_code`` and ``corp_name`` from the company list (``""`` when unknown, so that
+every column stays a string), ``fs_div`` (DART's rows do not carry it) and ``crawled_at``
+(ISO-8601 UTC, e.g. ``2024-05-01T09:30:00.123Z``). Every other value stays the string DART
+sent; a ``null`` becomes ``""`` and a bare number its decimal text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from ...errors import ConfigError
+from ...http import Request, Response
+from ...outcomes import (
+    Failed,
+    Fatal,
+    NoData,
+    Ok,
+    Outcome,
+    SlowDown,
+    Transient,
+    classify_http_status,
+)
+from ...redact import redact_text, register_secret
+from .items import StatementItem
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "FATAL_STATUSES",
+    "OpenDartSource",
+    "check_api_key",
+    "utc_now",
+]
+
+#: OpenDART's API root.
+DEFAULT_BASE_URL = "https://opendart.fss.or.kr/api/"
+#: The length of every OpenDART API key.
+API_KEY_LENGTH = 40
+
+#: DART statuses that end the whole run, and what each means.
+FATAL_STATUSES: Mapping[str, str] = {
+    "010": "the API key is not registered with OpenDART (check DART_API_KEY)",
+    "011": "the API key is suspended by OpenDART",
+    "012": "this IP address is not allowed to use the API key",
+    "901": "the API key has expired (the account's retention period ended); renew it",
+}
+_NO_DATA = "013"
+_SLOW_DOWN = "020"
+_TRANSIENT: Mapping[str, str] = {
+    "800": "OpenDART is under maintenance",
+    "900": "OpenDART reported an undefined error",
+}
+_FAILED: Mapping[str, str] = {
+    "014": "the file does not exist",
+    "021": "too many companies in one call (at most 100): split the batch",
+    "100": "a field has an invalid value (input bug)",
+    "101": "inappropriate access (input bug)",
+}
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the default clock for ``crawled_at``)."""
+    return datetime.now(UTC)
+
+
+def check_api_key(api_key: str) -> str:
+    """Return ``api_key`` if it looks like an OpenDART key; raise :class:`ConfigError` if not.
+
+    The error names ``DART_API_KEY`` and never repeats the value.
+    """
+    if not isinstance(api_key, str) or not api_key:
+        raise ConfigError("DART_API_KEY", "is empty; set it to your 40-character OpenDART key")
+    if len(api_key) != API_KEY_LENGTH:
+        hint = (
+            "; it has surrounding whitespace: remove it"
+            if len(api_key.strip()) == API_KEY_LENGTH
+            else ""
+        )
+        raise ConfigError(
+            "DART_API_KEY",
+            f"has {len(api_key)} characters, OpenDART keys have {API_KEY_LENGTH}{hint}",
+        )
+    return api_key
+
+
+def _check_base_url(base_url: str) -> str:
+    parts = urlsplit(base_url) if isinstance(base_url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            "--base-url", f"{base_url!r} is not an http(s) URL, e.g. {DEFAULT_BASE_URL}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError("--base-url", f"{base_url!r} must not carry a query or fragment")
+    # Endpoint names are appended to it, so it must end in a slash.
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenDartSource:
+    """A :class:`asyncrawl.source.Source` of :class:`StatementItem`: full financial statements.
+
+    ``api_key`` is checked (40 characters) and registered with :mod:`asyncrawl.redact` so no
+    log shows it; it is never part of ``repr``. ``slowdown_seconds`` is how long every worker
+    pauses after status 020 (limit exceeded). ``clock`` stamps ``crawled_at``.
+    """
+
+    api_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    slowdown_seconds: float = 60.0
+    clock: Callable[[], datetime] = field(default=utc_now, repr=False)
+
+    def __post_init__(self) -> None:
+        check_api_key(self.api_key)
+        register_secret(self.api_key)
+        # Frozen: the normalised URL is stored the one way a frozen dataclass allows.
+        object.__setattr__(self, "base_url", _check_base_url(self.base_url))
+        if (
+            isinstance(self.slowdown_seconds, bool)
+            or not isinstance(self.slowdown_seconds, int | float)
+            or not self.slowdown_seconds > 0
+        ):
+            raise ConfigError(
+                "slowdown_seconds", f"{self.slowdown_seconds!r} must be a positive number"
+            )
+
+    def key(self, item: StatementItem) -> str:
+        """The item's stable key, ``corp_code/bsns_year/reprt_code/fs_div``."""
+        return item.key
+
+    def request(self, item: StatementItem) -> Request:
+        """The ``fnlttSinglAcntAll.json`` request for ``item`` (the key masked in displays)."""
+        return Request(
+            url=self.base_url + "fnlttSinglAcntAll.json",
+            params={
+                "crtfc_key": self.api_key,
+                "corp_code": item.company.corp_code,
+                "bsns_year": str(item.bsns_year),
+                "reprt_code": item.reprt_code,
+                "fs_div": item.fs_div,
+            },
+            secret_params=frozenset({"crtfc_key"}),
+        )
+
+    def classify(self, item: StatementItem, response: Response) -> Outcome:
+        """What ``response`` means for ``item`` (see the module docstring's table)."""
+        by_http = classify_http_status(response.status, response.headers)
+        if by_http is not None:
+            return by_http
+        try:
+            body = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            return _bad_body("the answer is not JSON")
+        if not isinstance(body, dict):
+            return _bad_body("the answer is not a JSON object")
+        status = body.get("status")
+        if not isinstance(status, str):
+            return _bad_body("the answer has no status")
+        message = _message(body)
+        if status == "000":
+            return self._rows(item, body)
+        if status == _NO_DATA:
+            return NoData(status=status, reason=f"no data ({status})")
+        if status == _SLOW_DOWN:
+            return SlowDown(
+                status=status,
+                reason=f"request limit exceeded ({status}): {message}",
+                retry_after=float(self.slowdown_seconds),
+            )
+        if status in _TRANSIENT:
+            return Transient(status=status, reason=f"{_TRANSIENT[status]} ({status}): {message}")
+        if status in FATAL_STATUSES:
+            return Fatal(status=status, reason=f"{FATAL_STATUSES[status]} (DART status {status})")
+        if status in _FAILED:
+            return Failed(status=status, reason=f"{_FAILED[status]} ({status}): {message}")
+        return Failed(status=status, reason=f"unexpected DART status {status}: {message}")
+
+    def _rows(self, item: StatementItem, body: Mapping[str, Any]) -> Outcome:
+        rows = body.get("list")
+        if not isinstance(rows, list):
+            return _bad_body("status 000 without a list of rows")
+        if not rows:
+            return NoData(status="000", reason="no rows (000)")
+        crawled_at = _iso_utc(self.clock())
+        company = item.company
+        enriched: list[dict[str, str]] = []
+        for row in rows:
+            if not isinstance(row, dict):
+                return _bad_body("a row is not a JSON object")
+            out: dict[str, str] = {}
+            for name, value in row.items():
+                text = _as_text(value)
+                if text is None:
+                    return _bad_body(f"row field {name!r} is not a string")
+                out[name] = text
+            out.setdefault("corp_code", company.corp_code)
+            out["stock_code"] = company.stock_code or ""
+            out["corp_name"] = company.corp_name or ""
+            out["fs_div"] = item.fs_div
+            out["crawled_at"] = crawled_at
+            enriched.append(out)
+        return Ok(status="000", payload=enriched)
+
+
+def _bad_body(reason: str) -> Transient:
+    return Transient(status="bad_body", reason=reason)
+
+
+def _message(body: Mapping[str, Any]) -> str:
+    message = body.get("message")
+    # DART's own text, masked in case an upstream ever echoes the key back.
+    return redact_text(message) if isinstance(message, str) else ""
+
+
+def _as_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _iso_utc(moment: datetime) -> str:
+    # A naive clock is taken to be UTC already (converting it would apply the local zone).
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat(timespec="milliseconds").replace("+00:00", "Z")
