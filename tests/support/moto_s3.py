@@ -2,15 +2,23 @@
 
 Use it from any test module by registering this module as a plugin::
 
-    pytest_plugins = ["support.moto_s3"]
+    from typing import TYPE_CHECKING
 
-    from support.moto_s3 import MotoS3
+    if TYPE_CHECKING:
+        from support.moto_s3 import MotoS3
+
+    pytest_plugins = ["support.moto_s3"]
 
     async def test_something(moto_s3: MotoS3) -> None:
         ...  # aioboto3 / boto3 clients created now talk to moto; moto_s3.bucket exists
 
-(``tests/`` is on ``sys.path`` under pytest, as ``tests/conftest.py``'s directory, so the module
-is ``support.moto_s3``; ``tests.support`` is not importable with a plain ``pytest`` run.)
+``tests/`` is on ``sys.path`` under pytest (it holds the root ``conftest.py`` and no
+``__init__.py``), so the module is ``support.moto_s3``; ``tests.support`` is not importable
+with a plain ``pytest`` run. Registering it as a plugin, rather than importing the fixture
+function, avoids ruff's F811 on the test's parameter; importing ``MotoS3`` only for type
+checking lets pytest be the first to import the module (no assertion-rewrite warning).
+Adding ``pytest_plugins = ["support.moto_s3"]`` to ``tests/conftest.py`` makes the fixture
+available everywhere without the per-module line.
 
 One ``ThreadedMotoServer`` is started on ``127.0.0.1`` and a free port the first time a test
 asks for it, and stopped when the test session ends (it takes half a second to stop, so one per

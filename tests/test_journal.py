@@ -1,0 +1,239 @@
+"""The run journal, summary and state under _meta/runs/{run_id}/, on a directory and on S3."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from asyncrawl.errors import ConfigError, SinkError
+from asyncrawl.sinks import (
+    BlobStore,
+    DirectoryStore,
+    RunJournal,
+    S3Store,
+    new_run_id,
+    read_run_state,
+    read_summary,
+    validate_run_id,
+    write_run_state,
+    write_summary,
+)
+
+if TYPE_CHECKING:
+    from support.moto_s3 import MotoS3
+
+pytest_plugins = ["support.moto_s3"]
+
+PART = re.compile(r"_meta/runs/run-1/journal/part-\d{6}-[0-9a-f]+\.jsonl")
+
+
+@pytest.fixture(params=["directory", "s3"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, moto_s3: MotoS3
+) -> AsyncIterator[BlobStore]:
+    """An open store of each kind."""
+    if request.param == "directory":
+        async with DirectoryStore(tmp_path) as directory:
+            yield directory
+    else:
+        async with S3Store(moto_s3.bucket, "prefix") as s3:
+            yield s3
+
+
+class FlakyStore:
+    """Wraps a store; puts fail while ``failing`` is set (an S3 outage, a full disk)."""
+
+    def __init__(self, inner: BlobStore) -> None:
+        self.inner = inner
+        self.failing = False
+        self.puts: list[str] = []
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        if self.failing:
+            raise SinkError(f"could not write {key}: simulated outage")
+        self.puts.append(key)
+        await self.inner.put(key, data, content_type=content_type)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.inner.get(key)
+
+    def list(self, prefix: str) -> AsyncIterator[str]:
+        return self.inner.list(prefix)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def _parts(store: BlobStore) -> list[str]:
+    return [k async for k in store.list("_meta/runs/run-1/journal/")]
+
+
+# --- journal ------------------------------------------------------------------------------
+
+
+async def test_entries_are_written_in_parts_and_reload_as_one_map(store: BlobStore) -> None:
+    journal = RunJournal(store, "run-1", flush_every=3)
+    for i in range(7):
+        await journal.record(f"item-{i}", "ok" if i % 2 else "no_data")
+    # Two full parts so far; the seventh entry waits for the next flush.
+    assert len(await _parts(store)) == 2
+    assert journal.pending == 1
+    await journal.aclose()
+
+    parts = await _parts(store)
+    assert len(parts) == 3
+    assert all(PART.fullmatch(p) for p in parts)
+    first = await store.get(parts[0])
+    assert first is not None
+    assert [orjson.loads(line) for line in first.splitlines()] == [
+        {"key": "item-0", "status": "no_data"},
+        {"key": "item-1", "status": "ok"},
+        {"key": "item-2", "status": "no_data"},
+    ]
+    expected = {f"item-{i}": "ok" if i % 2 else "no_data" for i in range(7)}
+    assert await RunJournal(store, "run-1").load() == expected
+
+
+async def test_a_resumed_run_adds_parts_after_the_existing_ones(store: BlobStore) -> None:
+    first = RunJournal(store, "run-1")
+    await first.record("a", "ok")
+    await first.aclose()
+
+    resumed = RunJournal(store, "run-1")
+    assert await resumed.load() == {"a": "ok"}
+    await resumed.record("b", "no_data")
+    await resumed.flush()
+
+    names = [p.rsplit("/", 1)[1] for p in await _parts(store)]
+    assert [n.split("-")[1] for n in names] == ["000000", "000001"]
+    assert await RunJournal(store, "run-1").load() == {"a": "ok", "b": "no_data"}
+
+
+async def test_a_part_written_twice_and_later_statuses_are_tolerated(store: BlobStore) -> None:
+    line = b'{"key":"a","status":"no_data"}\n'
+    await store.put("_meta/runs/run-1/journal/part-000000-aaaa.jsonl", line, content_type="x")
+    await store.put("_meta/runs/run-1/journal/part-000000-bbbb.jsonl", line, content_type="x")
+    await store.put(
+        "_meta/runs/run-1/journal/part-000001-cccc.jsonl",
+        b'{"key":"a","status":"ok"}\n{"key":"b","status":"ok"}\n',
+        content_type="x",
+    )
+    # A stray object beside the parts is not a part.
+    await store.put("_meta/runs/run-1/journal/notes.txt", b"not json", content_type="x")
+    assert await RunJournal(store, "run-1").load() == {"a": "ok", "b": "ok"}
+
+
+async def test_runs_do_not_see_each_others_entries(store: BlobStore) -> None:
+    one = RunJournal(store, "run-1")
+    await one.record("a", "ok")
+    await one.aclose()
+    assert await RunJournal(store, "run-10").load() == {}
+
+
+async def test_no_entry_is_lost_when_a_flush_fails(tmp_path: Path) -> None:
+    flaky = FlakyStore(DirectoryStore(tmp_path))
+    journal = RunJournal(flaky, "run-1", flush_every=2)
+    flaky.failing = True
+    await journal.record("a", "ok")
+    # The automatic flush fails: logged, entries kept, the caller's write is not failed.
+    await journal.record("b", "no_data")
+    assert journal.pending == 2
+    with pytest.raises(SinkError, match="simulated outage"):
+        await journal.flush()
+    with pytest.raises(SinkError):
+        await journal.aclose()
+    assert journal.pending == 2
+
+    flaky.failing = False
+    await journal.record("c", "ok")
+    await journal.aclose()
+    assert journal.pending == 0
+    assert await RunJournal(flaky, "run-1").load() == {"a": "ok", "b": "no_data", "c": "ok"}
+
+
+async def test_an_empty_flush_writes_nothing(tmp_path: Path) -> None:
+    flaky = FlakyStore(DirectoryStore(tmp_path))
+    journal = RunJournal(flaky, "run-1")
+    await journal.flush()
+    await journal.aclose()
+    assert flaky.puts == []
+
+
+async def test_unflushed_entries_count_as_finished_for_the_same_journal(tmp_path: Path) -> None:
+    journal = RunJournal(DirectoryStore(tmp_path), "run-1")
+    await journal.record("a", "ok")
+    assert await journal.load() == {"a": "ok"}
+
+
+async def test_an_unknown_status_is_refused(tmp_path: Path) -> None:
+    journal = RunJournal(DirectoryStore(tmp_path), "run-1")
+    bad: Any = "failed"
+    with pytest.raises(ValueError, match="status"):
+        await journal.record("a", bad)
+    with pytest.raises(ConfigError) as info:
+        RunJournal(DirectoryStore(tmp_path), "run-1", flush_every=0)
+    assert info.value.field == "flush_every"
+
+
+# --- run ids ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run_id", ["run-1", "2024.01.31_x", "A" * 64, "-"])
+def test_valid_run_ids(run_id: str) -> None:
+    assert validate_run_id(run_id) == run_id
+
+
+@pytest.mark.parametrize("run_id", ["", "A" * 65, "a/b", "..", ".", "run 1", "ünï", "a\nb"])
+def test_invalid_run_ids_name_the_flag_and_the_fix(run_id: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_run_id(run_id)
+    assert info.value.field == "--run-id"
+    assert "[A-Za-z0-9._-]" in str(info.value) or "letters, digits" in str(info.value)
+    with pytest.raises(ConfigError):
+        RunJournal(DirectoryStore("unused"), run_id)
+
+
+def test_new_run_ids_are_valid_distinct_and_sort_by_time() -> None:
+    ids = [new_run_id() for _ in range(50)]
+    assert all(validate_run_id(i) == i for i in ids)
+    assert len(set(ids)) == 50
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", ids[0])
+
+
+# --- summary and state --------------------------------------------------------------------
+
+
+async def test_summary_is_written_as_indented_json_and_read_back(store: BlobStore) -> None:
+    summary = {
+        "run_id": "run-1",
+        "planned": 3,
+        "ok": 1,
+        "no_data": 1,
+        "failed": [{"item": "x", "status": "http_404", "reason": "HTTP 404"}],
+        "remaining": [],
+        "elapsed_s": 1.5,
+    }
+    assert await read_summary(store, "run-1") is None
+    key = await write_summary(store, "run-1", summary)
+    assert key == "_meta/runs/run-1/summary.json"
+    raw = await store.get(key)
+    assert raw is not None
+    assert raw.startswith(b'{\n  "run_id": "run-1"')
+    assert await read_summary(store, "run-1") == summary
+    # Run metadata stays out of data/, where the tables point.
+    assert [k async for k in store.list("data/")] == []
+
+
+async def test_large_run_state_round_trips(store: BlobStore) -> None:
+    blob = bytes(range(256)) * 200  # over 32 KB: too big for a continuation token
+    assert await read_run_state(store, "run-1", "continuation") is None
+    key = await write_run_state(store, "run-1", "continuation", blob)
+    assert key == "_meta/runs/run-1/state/continuation"
+    assert await read_run_state(store, "run-1", "continuation") == blob
+    with pytest.raises(ConfigError):
+        await write_run_state(store, "run-1", "../escape", b"x")
