@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import botocore.retries.standard
 import pytest
+from aiohttp import web
 
 from asyncrawl.errors import ConfigError, SinkError
 from asyncrawl.outcomes import Failed, NoData, Ok
@@ -166,6 +168,56 @@ async def test_concurrent_puts_are_bounded_and_all_land(moto_s3: MotoS3) -> None
         )
         assert [k async for k in s3.list("k/")] == [f"k/{i:03d}" for i in range(40)]
     assert peak == 3
+
+
+@pytest.fixture
+async def flaky_s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[int]]:
+    """A loopback S3 stand-in answering PUTs with the statuses in the yielded list, then 200.
+
+    boto3's environment points at it; botocore's back-off is zeroed so retries do not wait.
+    """
+    statuses: list[int] = []
+
+    async def put(request: web.Request) -> web.Response:
+        await request.read()
+        if statuses:
+            status = statuses.pop(0)
+            body = f"<Error><Code>SlowDown</Code><Message>status {status}</Message></Error>"
+            return web.Response(status=status, text=body, content_type="application/xml")
+        return web.Response(status=200, headers={"ETag": '"0123456789abcdef"'})
+
+    app = web.Application()
+    app.router.add_put("/{tail:.*}", put)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
+    monkeypatch.setattr(
+        botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.0
+    )
+    try:
+        yield statuses
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_throttled_or_failing_put_is_retried(flaky_s3: list[int]) -> None:
+    flaky_s3.extend([503, 500])
+    async with S3Store("bucket", "p") as s3:
+        await s3.put("data/x.jsonl.gz", b"x", content_type="application/gzip")
+    assert flaky_s3 == []  # both errors were answered, then the third attempt succeeded
+
+
+async def test_a_put_that_keeps_failing_is_a_sink_error_after_the_retries(
+    flaky_s3: list[int],
+) -> None:
+    flaky_s3.extend([500] * 10)
+    async with S3Store("bucket", "p") as s3:
+        with pytest.raises(SinkError, match=r"s3://bucket/p/data/x\.jsonl\.gz.*HTTP 500"):
+            await s3.put("data/x.jsonl.gz", b"x", content_type="application/gzip")
+    assert len(flaky_s3) == 5  # five attempts in all, then the error surfaced
 
 
 def test_the_store_can_be_reopened_in_a_new_event_loop(moto_s3: MotoS3) -> None:
