@@ -1,0 +1,378 @@
+"""The OpenDART stand-in answers like OpenDART: shapes, status codes, limits and faults."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from typing import Any
+from xml.etree import ElementTree
+
+import aiohttp
+import pytest
+
+from asyncrawl.errors import ConfigError
+from asyncrawl.testing import DEMO_COMPANIES, FaultPlan, OpenDartStandIn, realistic_plan
+
+KEY = "0123456789abcdef0123456789abcdef01234567"
+OTHER_KEY = "fedcba9876543210fedcba9876543210fedcba98"
+SAMSUNG = "00126380"
+
+COMMON_FIELDS = {
+    "rcept_no",
+    "reprt_code",
+    "bsns_year",
+    "corp_code",
+    "sj_div",
+    "sj_nm",
+    "account_id",
+    "account_nm",
+    "account_detail",
+    "thstrm_nm",
+    "thstrm_amount",
+    "frmtrm_nm",
+    "frmtrm_amount",
+    "bfefrmtrm_nm",
+    "bfefrmtrm_amount",
+    "ord",
+    "currency",
+}
+QUARTER_ONLY_FIELDS = {"thstrm_add_amount", "frmtrm_q_nm", "frmtrm_q_amount", "frmtrm_add_amount"}
+
+
+def statement_params(**overrides: str) -> dict[str, str]:
+    params = {
+        "crtfc_key": KEY,
+        "corp_code": SAMSUNG,
+        "bsns_year": "2023",
+        "reprt_code": "11011",
+        "fs_div": "CFS",
+    }
+    params.update(overrides)
+    return {name: value for name, value in params.items() if value != "<absent>"}
+
+
+async def call(
+    session: aiohttp.ClientSession, server: OpenDartStandIn, endpoint: str, params: dict[str, str]
+) -> tuple[int, Any]:
+    url = f"{server.url}/api/{endpoint}"
+    async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=5)) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def statements(
+    session: aiohttp.ClientSession, server: OpenDartStandIn, **overrides: str
+) -> dict[str, Any]:
+    status, body = await call(
+        session, server, "fnlttSinglAcntAll.json", statement_params(**overrides)
+    )
+    assert status == 200  # OpenDART answers every status as HTTP 200
+    assert isinstance(body, dict)
+    return body
+
+
+async def corp_code_xml(
+    session: aiohttp.ClientSession, server: OpenDartStandIn, key: str
+) -> tuple[str, bytes]:
+    url = f"{server.url}/api/corpCode.xml"
+    params = {"crtfc_key": key}
+    async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=5)) as response:
+        assert response.status == 200
+        return response.headers["Content-Type"], await response.read()
+
+
+def parse_xml(data: bytes) -> ElementTree.Element:
+    # The document comes from the stand-in this test started, not from an untrusted party.
+    return ElementTree.fromstring(data)  # noqa: S314
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+async def test_annual_rows_carry_dart_fields_without_fs_div_or_quarter_fields() -> None:
+    async with OpenDartStandIn(no_data_ratio=0.0) as server, aiohttp.ClientSession() as session:
+        body = await statements(session, server)
+    assert body["status"] == "000"
+    assert body["message"] == "정상"
+    rows = body["list"]
+    assert 20 <= len(rows) <= 60
+    for row in rows:
+        assert set(row) == COMMON_FIELDS
+        assert all(isinstance(value, str) for value in row.values())
+        assert (row["corp_code"], row["bsns_year"], row["reprt_code"]) == (SAMSUNG, "2023", "11011")
+        assert row["sj_div"] in {"BS", "IS", "CIS", "CF", "SCE"}
+        assert re.fullmatch(r"-?\d+", row["thstrm_amount"])
+        assert re.fullmatch(r"\d{14}", row["rcept_no"])
+    names = {row["account_nm"] for row in rows}
+    assert {"자산총계", "부채총계", "자본총계", "수익(매출액)"} <= names
+
+
+@pytest.mark.parametrize("reprt_code", ["11013", "11012", "11014"])
+async def test_quarterly_rows_add_the_quarter_fields(reprt_code: str) -> None:
+    async with OpenDartStandIn(no_data_ratio=0.0) as server, aiohttp.ClientSession() as session:
+        body = await statements(session, server, reprt_code=reprt_code, fs_div="OFS")
+    assert body["status"] == "000"
+    for row in body["list"]:
+        assert set(row) == COMMON_FIELDS | QUARTER_ONLY_FIELDS
+        assert "fs_div" not in row
+        assert all(isinstance(value, str) for value in row.values())
+
+
+async def test_the_same_item_answers_the_same_rows_whatever_the_attempt_or_seed() -> None:
+    async with aiohttp.ClientSession() as session:
+        async with OpenDartStandIn(plan=FaultPlan(seed=1), no_data_ratio=0.0) as server:
+            first = await statements(session, server)
+            again = await statements(session, server, crtfc_key=OTHER_KEY)
+        async with OpenDartStandIn(plan=FaultPlan(seed=2), no_data_ratio=0.0) as other:
+            elsewhere = await statements(session, other)
+            separate = await statements(session, other, fs_div="OFS")
+    assert first == again == elsewhere
+    assert separate["list"] != first["list"]
+
+
+async def test_items_are_keyed_by_the_question_never_by_the_key() -> None:
+    async with OpenDartStandIn() as server, aiohttp.ClientSession() as session:
+        await statements(session, server)
+        await statements(session, server, crtfc_key=OTHER_KEY)
+    assert server.attempts_by_item() == {f"{SAMSUNG}/2023/11011/CFS": 2}
+    assert KEY not in repr(server.arrivals)
+
+
+async def test_no_data_answers_are_deterministic_per_item() -> None:
+    years = [str(year) for year in range(2015, 2025)]
+    questions = [
+        {"corp_code": company["corp_code"], "bsns_year": year, "reprt_code": reprt}
+        for company in DEMO_COMPANIES
+        for year in years
+        for reprt in ("11011", "11013")
+    ]
+    seen = []
+    for seed in (0, 9):
+        empty = set()
+        server = OpenDartStandIn(plan=FaultPlan(seed=seed), no_data_ratio=0.3)
+        async with server, aiohttp.ClientSession() as session:
+            for question in questions:
+                body = await statements(session, server, **question)
+                if body["status"] == "013":
+                    assert body == {"status": "013", "message": "조회된 데이타가 없습니다."}
+                    empty.add(tuple(question.values()))
+                else:
+                    assert body["status"] == "000"
+        seen.append(empty)
+    assert seen[0] == seen[1]
+    assert len(seen[0]) / len(questions) == pytest.approx(0.3, abs=0.08)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+async def test_no_data_ratio_bounds(ratio: float) -> None:
+    async with OpenDartStandIn(no_data_ratio=ratio) as server, aiohttp.ClientSession() as session:
+        statuses = {
+            (await statements(session, server, bsns_year=str(year)))["status"]
+            for year in range(2015, 2025)
+        }
+    assert statuses == ({"013"} if ratio else {"000"})
+
+
+# --- status codes ---------------------------------------------------------------------------
+
+
+async def test_an_unregistered_key_answers_010() -> None:
+    async with OpenDartStandIn(api_key=KEY) as server, aiohttp.ClientSession() as session:
+        assert (await statements(session, server, crtfc_key=OTHER_KEY)) == {
+            "status": "010",
+            "message": "등록되지 않은 키입니다.",
+        }
+        assert (await statements(session, server))["status"] in {"000", "013"}
+
+
+@pytest.mark.parametrize(
+    "key", ["short", "", "<absent>", "0123456789abcdef0123456789abcdef0123456!"]
+)
+async def test_any_well_formed_key_is_accepted_and_others_answer_010(key: str) -> None:
+    async with OpenDartStandIn(no_data_ratio=0.0) as server, aiohttp.ClientSession() as session:
+        assert (await statements(session, server, crtfc_key=OTHER_KEY))["status"] == "000"
+        assert (await statements(session, server, crtfc_key=key))["status"] == "010"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"corp_code": "0012638"},
+        {"corp_code": "0012638X"},
+        {"corp_code": "<absent>"},
+        {"bsns_year": "2014"},
+        {"bsns_year": "20x3"},
+        {"bsns_year": "<absent>"},
+        {"reprt_code": "11010"},
+        {"fs_div": "XYZ"},
+        {"fs_div": "<absent>"},
+    ],
+)
+async def test_invalid_fields_answer_100(overrides: dict[str, str]) -> None:
+    async with OpenDartStandIn(no_data_ratio=0.0) as server, aiohttp.ClientSession() as session:
+        body = await statements(session, server, **overrides)
+    assert body["status"] == "100"
+    assert "list" not in body
+
+
+async def test_past_the_rate_window_answers_020_as_http_200() -> None:
+    plan = FaultPlan(rate_limit=(3, 60.0))
+    async with OpenDartStandIn(plan=plan) as server, aiohttp.ClientSession() as session:
+        bodies = [await statements(session, server, bsns_year=str(y)) for y in range(2019, 2024)]
+    assert [body["status"] != "020" for body in bodies] == [True, True, True, False, False]
+    assert bodies[3] == {"status": "020", "message": "요청 제한을 초과하였습니다."}
+    assert server.max_in_window(60.0) == 5
+
+
+async def test_past_the_quota_every_answer_is_020() -> None:
+    async with OpenDartStandIn(quota=2) as server, aiohttp.ClientSession() as session:
+        first = [(await statements(session, server))["status"] for _ in range(2)]
+        later = [(await statements(session, server))["status"] for _ in range(3)]
+        content_type, body = await corp_code_xml(session, server, KEY)
+    assert "020" not in first
+    assert later == ["020", "020", "020"]
+    assert content_type.startswith("application/xml")
+    assert parse_xml(body).findtext("status") == "020"
+    assert server.requests == 6
+
+
+async def test_maintenance_answers_800_while_switched_on() -> None:
+    async with OpenDartStandIn(no_data_ratio=0.0) as server, aiohttp.ClientSession() as session:
+        server.maintenance = True
+        during = await statements(session, server)
+        server.maintenance = False
+        after = await statements(session, server)
+    assert during["status"] == "800"
+    assert after["status"] == "000"
+    assert [a.fault for a in server.arrivals] == ["maintenance", None]
+
+
+async def test_a_blocked_ip_sees_reset_connections() -> None:
+    async with OpenDartStandIn(blocked=True) as server, aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await statements(session, server)
+        server.blocked = False
+        assert (await statements(session, server))["status"] in {"000", "013"}
+    assert server.arrivals[0].fault == "blocked"
+
+
+async def test_plan_faults_apply_before_the_api_answers() -> None:
+    plan = FaultPlan(fail_first_attempts=1)
+    server = OpenDartStandIn(plan=plan, no_data_ratio=0.0)
+    async with server, aiohttp.ClientSession() as session:
+        url = f"{server.url}/api/fnlttSinglAcntAll.json"
+        async with session.get(url, params=statement_params()) as response:
+            assert response.status == 503
+        assert (await statements(session, server))["status"] == "000"
+
+
+async def test_truncated_statements_are_a_payload_error() -> None:
+    plan = FaultPlan(p_truncate=1.0)
+    server = OpenDartStandIn(plan=plan, no_data_ratio=0.0)
+    async with server, aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await statements(session, server)
+
+
+async def test_unknown_endpoints_are_404() -> None:
+    async with (
+        OpenDartStandIn() as server,
+        aiohttp.ClientSession() as session,
+        session.get(f"{server.url}/api/nothing.json") as response,
+    ):
+        assert response.status == 404
+
+
+async def test_company_profile_is_a_flat_object() -> None:
+    async with OpenDartStandIn() as server, aiohttp.ClientSession() as session:
+        _, body = await call(
+            session, server, "company.json", {"crtfc_key": KEY, "corp_code": SAMSUNG}
+        )
+        _, unknown = await call(
+            session, server, "company.json", {"crtfc_key": KEY, "corp_code": "99999999"}
+        )
+    assert body["status"] == "000"
+    assert (body["corp_name"], body["stock_code"]) == ("삼성전자", "005930")
+    assert "list" not in body
+    assert unknown["status"] == "013"
+
+
+# --- corpCode.xml ---------------------------------------------------------------------------
+
+
+async def test_corp_code_xml_is_a_zip_of_every_known_company() -> None:
+    async with OpenDartStandIn() as server, aiohttp.ClientSession() as session:
+        _, body = await corp_code_xml(session, server, KEY)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert archive.namelist() == ["CORPCODE.xml"]
+        root = parse_xml(archive.read("CORPCODE.xml"))
+    entries = [{child.tag: child.text or "" for child in entry} for entry in root.findall("list")]
+    assert all(set(e) == {"corp_code", "corp_name", "stock_code", "modify_date"} for e in entries)
+    listed = {e["corp_code"]: e["stock_code"] for e in entries if e["stock_code"].strip()}
+    assert listed == {c["corp_code"]: c["stock_code"] for c in DEMO_COMPANIES}
+    unlisted = [e for e in entries if not e["stock_code"].strip()]
+    assert unlisted
+    assert all(e["stock_code"] == " " for e in unlisted)  # a single space, as OpenDART sends
+    assert all(re.fullmatch(r"\d{8}", e["modify_date"]) for e in entries)
+
+
+async def test_corp_code_xml_lists_the_companies_given() -> None:
+    companies = [{"corp_code": "00000001", "corp_name": "A&B", "stock_code": "123456"}]
+    server = OpenDartStandIn(corp_codes=companies)
+    async with server, aiohttp.ClientSession() as session:
+        _, body = await corp_code_xml(session, server, KEY)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        root = parse_xml(archive.read("CORPCODE.xml"))
+    assert [e.findtext("corp_name") for e in root.findall("list")] == ["A&B"]
+
+
+async def test_corp_code_xml_with_a_bad_key_is_an_xml_error_not_a_zip() -> None:
+    async with OpenDartStandIn(api_key=KEY) as server, aiohttp.ClientSession() as session:
+        content_type, body = await corp_code_xml(session, server, OTHER_KEY)
+    assert not zipfile.is_zipfile(io.BytesIO(body))
+    assert content_type.startswith("application/xml")
+    root = parse_xml(body)
+    assert (root.findtext("status"), root.findtext("message")) == ("010", "등록되지 않은 키입니다.")
+
+
+# --- presets and configuration --------------------------------------------------------------
+
+
+def test_demo_companies_are_ten_well_formed_listed_companies() -> None:
+    assert len(DEMO_COMPANIES) == 10
+    assert len({c["corp_code"] for c in DEMO_COMPANIES}) == 10
+    for company in DEMO_COMPANIES:
+        assert set(company) == {"corp_code", "stock_code", "corp_name"}
+        assert re.fullmatch(r"\d{8}", company["corp_code"])
+        assert re.fullmatch(r"[0-9A-Z]{6}", company["stock_code"])
+    assert any(not c["stock_code"].isdigit() for c in DEMO_COMPANIES)
+    assert {
+        "corp_code": "00126380",
+        "stock_code": "005930",
+        "corp_name": "삼성전자",
+    } in DEMO_COMPANIES
+
+
+def test_realistic_plan_has_latency_some_503s_and_a_minute_window() -> None:
+    plan = realistic_plan(seed=4)
+    assert plan.seed == 4
+    assert plan.rate_limit == (1000, 60.0)
+    delays = [plan.delay_for(f"i{n}", 1) for n in range(2000)]
+    assert sum(delays) / len(delays) == pytest.approx(0.15, abs=0.01)
+    faults = [plan.fault_for(f"i{n}", 1) for n in range(2000)]
+    assert faults.count("503") / len(faults) == pytest.approx(0.02, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"api_key": "too-short"}, "api_key"),
+        ({"no_data_ratio": 1.5}, "no_data_ratio"),
+        ({"quota": -1}, "quota"),
+        ({"corp_codes": [{"corp_code": "123", "corp_name": "x"}]}, "corp_codes"),
+    ],
+)
+def test_bad_stand_in_settings_name_the_field(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        OpenDartStandIn(**kwargs)
+    assert raised.value.field == field
