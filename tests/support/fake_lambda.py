@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "AWS_TEST_ENV",
@@ -175,7 +175,8 @@ def _make_handler(fake: FakeLambda) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            path = self.path.split("?", 1)[0]
+            # A proxied request names the absolute URI; a direct one only the path.
+            path = urlsplit(self.path).path
             if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
                 self._send(Reply(status=404, body=b'{"message": "unknown path"}'))
                 return
@@ -224,4 +225,6 @@ AWS_UNSET_ENV = (
     "HTTPS_PROXY",
     "http_proxy",
     "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
 )
