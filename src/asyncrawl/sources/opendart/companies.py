@@ -1,8 +1,8 @@
 """Company lists: the ``--companies`` file (CSV, JSON or JSON Lines), local or on S3.
 
-Format: by the name's extension (``.csv``/``.tsv``; ``.json``; ``.jsonl``/``.ndjson``; any of
-them may be gzip-compressed, ``.gz``), otherwise sniffed from the content. Text is UTF-8, with
-or without the byte-order mark Excel writes.
+Format: by the name's extension (``.csv``, ``.tsv`` or ``.txt``; ``.json``; ``.jsonl`` or
+``.ndjson``; any of them may be gzip-compressed, ``.gz``), otherwise sniffed from the content.
+Text is UTF-8, with or without the byte-order mark Excel writes.
 
 - CSV: a header row (line 1), then one company per row. The delimiter is ``,`` unless the
   header holds only tabs or semicolons.
