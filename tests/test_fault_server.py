@@ -13,6 +13,7 @@ from aiohttp import web
 from asyncrawl.errors import ConfigError
 from asyncrawl.testing import FaultPlan, FaultServer, ItemContext
 from asyncrawl.testing.faults import query_param_item_key
+from asyncrawl.testing.process import run_server_process
 
 ITEMS = [f"item-{n}" for n in range(2000)]
 
@@ -260,3 +261,25 @@ async def test_url_exists_only_while_running() -> None:
         assert server.url.startswith("http://127.0.0.1:")
     with pytest.raises(RuntimeError):
         _ = server.url
+
+
+# --- in another process ----------------------------------------------------------------------
+
+
+async def test_a_server_process_serves_the_plan_and_stops_at_exit() -> None:
+    with run_server_process("fault", FaultPlan(fail_first_attempts=1)) as url:
+        assert url.startswith("http://127.0.0.1:")
+        async with aiohttp.ClientSession() as session:
+            first, _, _ = await get(session, f"{url}/x?id=1")
+            second, _, body = await get(session, f"{url}/x?id=1")
+    assert (first, second) == (503, 200)
+    assert body == b'{"ok": true, "item": "/x?id=1"}'
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await get(session, f"{url}/x")
+
+
+def test_server_process_settings_are_checked_in_the_caller() -> None:
+    with pytest.raises(ConfigError) as raised, run_server_process("nope"):  # type: ignore[arg-type]
+        pass
+    assert raised.value.field == "kind"

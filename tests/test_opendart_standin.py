@@ -13,6 +13,7 @@ import pytest
 
 from asyncrawl.errors import ConfigError
 from asyncrawl.testing import DEMO_COMPANIES, FaultPlan, OpenDartStandIn, realistic_plan
+from asyncrawl.testing.process import run_server_process
 
 KEY = "0123456789abcdef0123456789abcdef01234567"
 OTHER_KEY = "fedcba9876543210fedcba9876543210fedcba98"
@@ -376,3 +377,16 @@ def test_bad_stand_in_settings_name_the_field(kwargs: dict[str, Any], field: str
     with pytest.raises(ConfigError) as raised:
         OpenDartStandIn(**kwargs)
     assert raised.value.field == field
+
+
+async def test_the_stand_in_runs_in_another_process() -> None:
+    with run_server_process("opendart", FaultPlan(), api_key=KEY, no_data_ratio=0.0) as url:
+        async with aiohttp.ClientSession() as session:
+            good = f"{url}/api/fnlttSinglAcntAll.json"
+            async with session.get(good, params=statement_params()) as response:
+                ok = await response.json()
+            bad = statement_params(crtfc_key=OTHER_KEY)
+            async with session.get(good, params=bad) as response:
+                refused = await response.json()
+    assert ok["status"] == "000"
+    assert refused["status"] == "010"
