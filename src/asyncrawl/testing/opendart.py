@@ -14,6 +14,7 @@ attempt, so a crawl under faults must store exactly what a crawl without faults 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -339,9 +340,20 @@ def _statement_rows(
     return rows
 
 
-def _json_answer(payload: Mapping[str, object]) -> web.Response:
-    # OpenDART sends Korean text as UTF-8, not as \\u escapes.
-    body = json.dumps(payload, ensure_ascii=False).encode()
+def _json_body(payload: Mapping[str, object]) -> bytes:
+    # OpenDART sends Korean text as UTF-8, not as \u escapes.
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+@functools.lru_cache(maxsize=1024)
+def _statements_body(corp_code: str, year: int, reprt_code: str, fs_div: str) -> bytes:
+    """The 000 answer for one item, cached: a benchmark's server must not be its bottleneck."""
+    rows = _statement_rows(corp_code, year, reprt_code, fs_div)
+    return _json_body({"status": "000", "message": _MESSAGES["000"], "list": rows})
+
+
+def _json_answer(payload: Mapping[str, object] | bytes) -> web.Response:
+    body = payload if isinstance(payload, bytes) else _json_body(payload)
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
@@ -477,8 +489,7 @@ class OpenDartStandIn(FaultServer):
             return self._status(request, "100")
         if self._is_no_data(context.item):
             return self._status(request, "013")
-        rows = _statement_rows(corp_code, int(year), reprt_code, fs_div)
-        return _json_answer({"status": "000", "message": _MESSAGES["000"], "list": rows})
+        return _json_answer(_statements_body(corp_code, int(year), reprt_code, fs_div))
 
     def _company(self, request: web.Request) -> web.Response:
         corp_code = request.query.get("corp_code", "")
