@@ -467,6 +467,22 @@ def test_lambda_client_sets_the_timeouts_and_turns_retries_off(aws_env: None) ->
     assert config.retries["total_max_attempts"] == 1
 
 
+def test_a_client_with_botocore_retries_on_is_refused(fake: FakeLambda) -> None:
+    plain = boto3.client("lambda", endpoint_url=fake.url)
+
+    with pytest.raises(ConfigError, match="lambda_client") as caught:
+        run(plain)
+
+    assert caught.value.field == "client"
+    assert fake.requests == []
+
+
+def test_lambda_client_uses_the_given_session(aws_env: None) -> None:
+    made = lambda_client(session=boto3.Session(region_name="ap-northeast-2"))
+
+    assert made.meta.region_name == "ap-northeast-2"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

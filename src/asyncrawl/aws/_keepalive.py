@@ -14,7 +14,7 @@ urllib3 ``PoolManager`` (``connection_pool_kw["socket_options"]``, read whenever
 pool is created). Both are replaced before the client makes its first connection. Nothing is
 patched process-wide: other clients keep botocore's defaults. If a botocore release moves these
 internals, :func:`install_socket_options` raises instead of silently leaving the probes off.
-Known to work with botocore 1.40 (urllib3 2); the attributes date from botocore 1.11.
+Tested with botocore 1.31.17 and 1.34.162 (urllib3 1.26) and 1.40.61 (urllib3 2).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def install_socket_options(client: Any, options: list[SocketOption]) -> None:
             "this botocore version keeps its HTTP session differently than asyncrawl expects "
             "(client._endpoint.http_session: URLLib3Session with _socket_options and _manager); "
             "TCP keep-alive timing cannot be set per client. Pin botocore to a tested release "
-            "(1.40.x) or report the version."
+            "(1.31 to 1.40) or report the version."
         )
     replaced = {(level, name) for level, name, _ in options}
     merged = [opt for opt in current if (opt[0], opt[1]) not in replaced] + list(options)

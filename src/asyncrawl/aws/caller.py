@@ -177,17 +177,31 @@ def _require_int(field: str, value: object, low: int, high: int | None, fix: str
     return value
 
 
+_RETRIES_FIX = (
+    "every botocore retry of Invoke runs the function again (a duplicate crawl); "
+    "invoke_until_done retries only what proves the function did not run"
+)
+
+
 def _check_retries(retries: object) -> None:
     if not isinstance(retries, Mapping):
         raise ConfigError("retries", f"must be a dict like botocore's, not {retries!r}")
     attempts = retries.get("total_max_attempts")
     if attempts is None and "max_attempts" in retries:
-        attempts = retries["max_attempts"] + 1
+        max_attempts = retries["max_attempts"]
+        attempts = max_attempts + 1 if isinstance(max_attempts, int) else max_attempts
     if attempts != 1:
+        raise ConfigError("retries", f"must keep total_max_attempts at 1: {_RETRIES_FIX}")
+
+
+def _check_client(client: Any) -> None:
+    """Refuse a client whose botocore retries are on (a plain ``boto3.client("lambda")``)."""
+    retries = getattr(getattr(getattr(client, "meta", None), "config", None), "retries", None)
+    if not isinstance(retries, Mapping) or retries.get("total_max_attempts") != 1:
         raise ConfigError(
-            "retries",
-            "must keep total_max_attempts at 1: every botocore retry of Invoke runs the "
-            "function again (a duplicate crawl); invoke_until_done retries what is safe",
+            "client",
+            f"has botocore retries on ({retries!r}): {_RETRIES_FIX}; create it with "
+            "asyncrawl.aws.caller.lambda_client()",
         )
 
 
@@ -304,7 +318,8 @@ def _invoke_once(
 
     Retries only what proves the function did not run; everything else raises at once.
     """
-    for retry in range(retries + 1):
+    retry = 0
+    while True:
         try:
             response = client.invoke(
                 FunctionName=function_name, InvocationType="RequestResponse", Payload=event
@@ -351,7 +366,7 @@ def _invoke_once(
             delay,
         )
         sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+        retry += 1
 
 
 def _json(raw: bytes | str, what: str) -> Any:
@@ -532,7 +547,10 @@ def invoke_until_done(
         raise ConfigError("payload", f"must be JSON-serialisable ({exc})") from None
     log = log or _logger
     rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
-    client = client if client is not None else lambda_client()
+    if client is None:
+        client = lambda_client()
+    else:
+        _check_client(client)
 
     parts: list[dict[str, Any]] = []
     continuation: Any = None
