@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from asyncrawl.aws.answer import CONTENT_TYPE, bad_request, crawl_answer, fatal, make_answer
-from asyncrawl.aws.logs import configure_json_logging, log_context
+from asyncrawl.aws.logs import configure_json_logging, log_context, reset_json_logging
 from asyncrawl.aws.metrics import emf_record, emit_emf
 from asyncrawl.redact import register_secret
 
@@ -281,3 +281,13 @@ def test_an_answer_never_shows_a_registered_key() -> None:
 def test_make_answer_refuses_status_codes_outside_the_contract() -> None:
     with pytest.raises(ValueError, match="status_code"):
         make_answer(404, {})
+
+
+def test_reset_returns_records_to_the_root_logger(caplog: pytest.LogCaptureFixture) -> None:
+    buffer = io.StringIO()
+    configure_json_logging(logging.INFO, buffer)
+    reset_json_logging()
+    with caplog.at_level(logging.INFO, logger="asyncrawl"):
+        logging.getLogger("asyncrawl.engine").info("seen by caplog")
+    assert buffer.getvalue() == ""
+    assert [r.getMessage() for r in caplog.records] == ["seen by caplog"]

@@ -29,7 +29,7 @@ import orjson
 
 from ..redact import RedactingFilter, install_log_redaction, redact_text
 
-__all__ = ["JsonFormatter", "configure_json_logging", "log_context"]
+__all__ = ["JsonFormatter", "configure_json_logging", "log_context", "reset_json_logging"]
 
 #: The logger every asyncrawl module logs under.
 _PACKAGE_LOGGER = "asyncrawl"
@@ -107,3 +107,15 @@ def configure_json_logging(
     logger.propagate = False
     install_log_redaction(logging.getLogger())
     return handler
+
+
+def reset_json_logging() -> None:
+    """Undo :func:`configure_json_logging`: remove its handler, let records propagate again.
+
+    For tests: after a handler test ran, other tests' ``caplog`` sees asyncrawl's records again.
+    """
+    logger = logging.getLogger(_PACKAGE_LOGGER)
+    for old in [h for h in logger.handlers if isinstance(h, _JsonHandler)]:
+        logger.removeHandler(old)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
