@@ -543,7 +543,7 @@ _IMPORT_WITHOUT_AIOHTTP = textwrap.dedent(
 def test_the_caller_works_with_boto3_alone(fake: FakeLambda) -> None:
     fake.script(answer(200, crawl_body(planned=2, ok=2)))
 
-    done = subprocess.run(  # noqa: S603 -- our own interpreter running our own code
+    done = subprocess.run(
         [sys.executable, "-c", _IMPORT_WITHOUT_AIOHTTP, fake.url],
         capture_output=True,
         text=True,

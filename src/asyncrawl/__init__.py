@@ -11,12 +11,55 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "DEFAULT_RATES",
+    "AiohttpFetcher",
+    "AsyncrawlError",
+    "AttemptTimeout",
+    "BlobStore",
+    "BreakerConfig",
+    "ConfigError",
+    "ContinuationError",
+    "Crawl",
+    "CrawlConfig",
+    "Failed",
+    "Fatal",
+    "FetchError",
+    "Fetcher",
+    "InputError",
+    "ItemResult",
+    "NoData",
+    "Ok",
+    "Outcome",
+    "Rate",
+    "RateLimiter",
+    "Request",
+    "Response",
+    "RetryPolicy",
+    "RunSummary",
+    "Sink",
+    "SinkError",
+    "SlowDown",
+    "Source",
+    "Transient",
+    "TransportError",
+    "UpstreamFatalError",
+    "deliver",
+    "run",
+]
+
 # Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
+    "AiohttpFetcher": "asyncrawl.http",
     "AsyncrawlError": "asyncrawl.errors",
     "AttemptTimeout": "asyncrawl.errors",
+    "BlobStore": "asyncrawl.sinks.base",
+    "BreakerConfig": "asyncrawl.breaker",
     "ConfigError": "asyncrawl.errors",
     "ContinuationError": "asyncrawl.errors",
+    "Crawl": "asyncrawl.engine",
+    "CrawlConfig": "asyncrawl.engine",
+    "DEFAULT_RATES": "asyncrawl.limiter",
     "Failed": "asyncrawl.outcomes",
     "Fatal": "asyncrawl.outcomes",
     "FetchError": "asyncrawl.errors",
@@ -26,34 +69,98 @@ _EXPORTS: dict[str, str] = {
     "NoData": "asyncrawl.outcomes",
     "Ok": "asyncrawl.outcomes",
     "Outcome": "asyncrawl.outcomes",
+    "Rate": "asyncrawl.limiter",
+    "RateLimiter": "asyncrawl.limiter",
     "Request": "asyncrawl.http",
     "Response": "asyncrawl.http",
+    "RetryPolicy": "asyncrawl.retry",
+    "RunSummary": "asyncrawl.summary",
+    "Sink": "asyncrawl.sinks.base",
     "SinkError": "asyncrawl.errors",
     "SlowDown": "asyncrawl.outcomes",
     "Source": "asyncrawl.source",
     "Transient": "asyncrawl.outcomes",
     "TransportError": "asyncrawl.errors",
     "UpstreamFatalError": "asyncrawl.errors",
+    "deliver": "asyncrawl.pipeline",
+    "run": "asyncrawl.engine",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
-
 if TYPE_CHECKING:
+    from .breaker import BreakerConfig as BreakerConfig
+    from .engine import Crawl as Crawl
+    from .engine import CrawlConfig as CrawlConfig
+    from .engine import run as run
     from .errors import (
-        AsyncrawlError,
-        AttemptTimeout,
-        ConfigError,
-        ContinuationError,
-        FetchError,
-        InputError,
-        SinkError,
-        TransportError,
-        UpstreamFatalError,
+        AsyncrawlError as AsyncrawlError,
     )
-    from .http import Fetcher, Request, Response
-    from .outcomes import Failed, Fatal, NoData, Ok, Outcome, SlowDown, Transient
-    from .results import ItemResult
-    from .source import Source
+    from .errors import (
+        AttemptTimeout as AttemptTimeout,
+    )
+    from .errors import (
+        ConfigError as ConfigError,
+    )
+    from .errors import (
+        ContinuationError as ContinuationError,
+    )
+    from .errors import (
+        FetchError as FetchError,
+    )
+    from .errors import (
+        InputError as InputError,
+    )
+    from .errors import (
+        SinkError as SinkError,
+    )
+    from .errors import (
+        TransportError as TransportError,
+    )
+    from .errors import (
+        UpstreamFatalError as UpstreamFatalError,
+    )
+    from .http import (
+        AiohttpFetcher as AiohttpFetcher,
+    )
+    from .http import (
+        Fetcher as Fetcher,
+    )
+    from .http import (
+        Request as Request,
+    )
+    from .http import (
+        Response as Response,
+    )
+    from .limiter import DEFAULT_RATES as DEFAULT_RATES
+    from .limiter import Rate as Rate
+    from .limiter import RateLimiter as RateLimiter
+    from .outcomes import (
+        Failed as Failed,
+    )
+    from .outcomes import (
+        Fatal as Fatal,
+    )
+    from .outcomes import (
+        NoData as NoData,
+    )
+    from .outcomes import (
+        Ok as Ok,
+    )
+    from .outcomes import (
+        Outcome as Outcome,
+    )
+    from .outcomes import (
+        SlowDown as SlowDown,
+    )
+    from .outcomes import (
+        Transient as Transient,
+    )
+    from .pipeline import deliver as deliver
+    from .results import ItemResult as ItemResult
+    from .retry import RetryPolicy as RetryPolicy
+    from .sinks.base import BlobStore as BlobStore
+    from .sinks.base import Sink as Sink
+    from .source import Source as Source
+    from .summary import RunSummary as RunSummary
 
 
 def __getattr__(name: str) -> Any:
@@ -66,4 +173,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return [*__all__, "__version__"]

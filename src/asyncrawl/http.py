@@ -104,6 +104,12 @@ class AiohttpFetcher:
             headers={"User-Agent": self._user_agent},
             raise_for_status=False,
         )
+        # aiohttp silently sends an idempotent request again when a pooled connection turns
+        # out to be closed or reset. That second send bypasses the rate limiter (the upstream
+        # counts it, we would not) and hides a reset from the circuit breaker, so it is turned
+        # off: every attempt is one request, and retrying is the retry policy's job.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
         return self
 
     async def __aexit__(

@@ -123,9 +123,7 @@ def classify_http_status(status: int, headers: Mapping[str, str]) -> Outcome | N
     """
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status == 429 or (status == 503 and retry_after is not None):
-        return SlowDown(
-            reason=f"HTTP {status}", status=f"http_{status}", retry_after=retry_after
-        )
+        return SlowDown(reason=f"HTTP {status}", status=f"http_{status}", retry_after=retry_after)
     if status in (408, 425) or status >= 500:
         return Transient(reason=f"HTTP {status}", status=f"http_{status}", retry_after=retry_after)
     if status in (401, 403):

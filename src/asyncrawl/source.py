@@ -9,7 +9,8 @@ from .outcomes import Outcome
 
 __all__ = ["ItemT", "Source"]
 
-ItemT = TypeVar("ItemT")
+# Contravariant: a Source that can read any object can read items of a narrower type.
+ItemT = TypeVar("ItemT", contravariant=True)
 
 
 class Source(Protocol[ItemT]):

@@ -1,0 +1,617 @@
+"""The engine: crawl items concurrently behind a rate limiter and a retry policy, losing nothing.
+
+    async with run(source, items, fetcher=fetcher, config=CrawlConfig(...)) as crawl:
+        async for result in crawl:          # ItemResult, streamed as each item finishes
+            ...
+    crawl.summary                           # RunSummary: every item in exactly one bucket
+
+For one item the engine loops: admit (deadline? cooldown? rate windows) -> fetch one HTTP
+attempt (per-attempt timeout, optional hedge) -> the Source classifies the answer -> decide:
+finished (ok / no data / failed), retry after a back-off, everyone slows down, or the whole run
+stops. The engine acts on outcomes only; it knows nothing of any upstream's own codes.
+
+Accounting. An item is *pending* from the moment it is started until its result is handed to
+the consumer; with ``confirm=True`` an ``ok``/``no_data`` result counts only once the consumer
+calls :meth:`Crawl.confirm` (a sink confirmed the write). Whatever is not finished when the run
+ends -- never started because of the deadline or a fatal stop, abandoned in flight, or never
+confirmed -- is listed in ``summary.remaining``, so ``planned == ok + no_data + failed +
+remaining`` holds however the run ends, cancellation included.
+
+Deadline. When it is reached no new item and no new attempt starts; attempts in flight get
+``grace`` seconds to finish and are then abandoned. Results already fetched are still streamed
+to the consumer: the stream ends only after they are handed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Generic, Literal, Self, TypeVar
+
+from .breaker import BreakerAction, BreakerConfig, BreakerVerdict, CircuitBreaker
+from .errors import ConfigError, FetchError, UpstreamFatalError
+from .http import Fetcher, Request, Response
+from .limiter import DEFAULT_RATES, Rate, RateLimiter
+from .outcomes import Failed, Fatal, FinalOutcome, NoData, Ok, SlowDown, Transient
+from .redact import redact_text
+from .results import ItemResult
+from .retry import RetryableOutcome, RetryPolicy, retrying
+from .source import Source
+from .summary import FailedItem, RunSummary
+
+__all__ = ["Crawl", "CrawlConfig", "run"]
+
+T = TypeVar("T")
+
+#: Connection-level failures that may mean the upstream blocked this IP.
+_BLOCK_SIGNS = frozenset({"connection_reset", "connection_refused"})
+
+
+def _seconds(value: float | timedelta, name: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not seconds > 0:
+        raise ConfigError(name, f"must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrawlConfig:
+    """How a run crawls. Durations accept seconds or ``timedelta``.
+
+    Defaults suit OpenDART: 16 workers, 900 per minute and 18,000 per day (10% under its
+    thresholds), 30 s per attempt, 5 attempts with capped, jittered exponential back-off.
+    """
+
+    #: Items in flight at once, over all hosts.
+    concurrency: int = 16
+    #: Items in flight at once per host (default: ``concurrency``).
+    per_host: int | None = None
+    #: Rate windows that all hold at once ("at most N in any window of W").
+    rates: tuple[Rate, ...] = DEFAULT_RATES
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    #: Seconds one HTTP attempt may take, body included.
+    attempt_timeout: float | timedelta = 30.0
+    #: Time budget for the run, from its start; ``None`` for no limit.
+    deadline: float | timedelta | None = None
+    #: Seconds attempts in flight at the deadline (or a fatal stop) may still finish in.
+    grace: float | timedelta = 2.0
+    #: Send a second copy of an idempotent request after this many seconds without an answer.
+    hedge_after: float | timedelta | None = None
+    #: Pause when the upstream says "slow down" without saying for how long.
+    slowdown_pause: float | timedelta = 60.0
+    #: Finished results held for a slow consumer before workers wait (default 2x concurrency).
+    buffer: int | None = None
+    #: Seed for back-off jitter (reproducible runs and tests); ``None`` for fresh randomness.
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError("concurrency", "must be at least 1")
+        if self.per_host is not None and self.per_host < 1:
+            raise ConfigError("per_host", "must be at least 1, or None for no per-host limit")
+        if not self.rates:
+            raise ConfigError("rates", "give at least one window, e.g. Rate(900, 60)")
+        if self.buffer is not None and self.buffer < 1:
+            raise ConfigError("buffer", "must be at least 1")
+        # Normalise durations to float seconds (frozen: set through object.__setattr__).
+        for name in ("attempt_timeout", "grace", "slowdown_pause"):
+            object.__setattr__(self, name, _seconds(getattr(self, name), name))
+        for name in ("deadline", "hedge_after"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _seconds(getattr(self, name), name))
+
+    @property
+    def attempt_timeout_s(self) -> float:
+        """``attempt_timeout`` in seconds."""
+        return float(self.attempt_timeout)  # type: ignore[arg-type]  # normalised in __post_init__
+
+
+class _OutOfTime(Exception):
+    """The deadline came before this item could finish: it stays remaining."""
+
+
+class _Stopped(Exception):
+    """The run was stopped (fatal): this item stays remaining."""
+
+
+_END = object()
+
+
+class Crawl(Generic[T]):
+    """One run: an async iterator of results and an async context manager owning its tasks.
+
+    Create it with :func:`run`. Prefer ``async with run(...) as crawl: async for r in crawl``,
+    which always finishes the accounting and cleans up, even when the loop body raises.
+    """
+
+    def __init__(
+        self,
+        source: Source[T],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        fetcher: Fetcher,
+        config: CrawlConfig,
+        limiter: RateLimiter | None,
+        run_id: str,
+        total: int | None,
+        done: Mapping[str, Literal["ok", "no_data"]] | None,
+        confirm: bool,
+    ) -> None:
+        self._source = source
+        self._items = items
+        self._fetcher = fetcher
+        self._config = config
+        self._limiter = limiter if limiter is not None else RateLimiter(config.rates)
+        self._breaker = CircuitBreaker(config.breaker)
+        self._rng = random.Random(config.seed)  # noqa: S311 - jitter, not cryptography
+        self.run_id = run_id
+        #: How many items the caller announced (for progress displays), if known.
+        self.total = total
+        self._done_before = dict(done or {})
+        self._confirm = confirm
+
+        self._started = False
+        self._entered = False
+        self._closed = False
+        self._closed_stream = False
+        self._t0 = 0.0
+        self._elapsed = 0.0
+        self._deadline_at: float | None = None
+        self._stopping = False
+        self._fatal: UpstreamFatalError | None = None
+        self._cancelled = False
+        self._error: Exception | None = None
+
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(config.buffer or 2 * config.concurrency)
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._stop_event = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._timers: list[asyncio.TimerHandle] = []
+
+        # Accounting.
+        self._seen: set[str] = set()
+        self._planned = 0
+        self._ok = 0
+        self._no_data = 0
+        self._failed: list[FailedItem] = []
+        self._pending: dict[str, None] = {}
+        self._unconfirmed: dict[str, None] = {}
+        self._not_started: list[str] = []
+        self._requests = 0
+        self._retries = 0
+        self._status_counts: dict[str, int] = {}
+        self._latencies: list[float] = []
+
+    # -- public surface -------------------------------------------------------------------
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The run's rate limiter (export its state to resume the same windows later)."""
+        return self._limiter
+
+    @property
+    def summary(self) -> RunSummary:
+        """The run summary: final once the run has ended, a live snapshot before."""
+        elapsed = self._elapsed
+        if self._started and not self._closed:
+            elapsed = asyncio.get_running_loop().time() - self._t0
+        remaining = [*self._pending, *self._unconfirmed, *self._not_started]
+        return RunSummary(
+            run_id=self.run_id,
+            planned=self._planned,
+            ok=self._ok,
+            no_data=self._no_data,
+            failed=tuple(self._failed),
+            remaining=tuple(remaining),
+            requests=self._requests,
+            retries=self._retries,
+            status_counts=dict(self._status_counts),
+            elapsed_s=elapsed,
+            latencies=tuple(self._latencies),
+            fatal=self._fatal.reason if self._fatal else None,
+            cancelled=self._cancelled,
+        )
+
+    def confirm(self, result: ItemResult[T]) -> None:
+        """Count ``result`` as finished: call it once the result is durably stored."""
+        if result.key not in self._unconfirmed:
+            return
+        del self._unconfirmed[result.key]
+        self._count_finished(result.outcome)
+
+    def stop(self) -> None:
+        """Start no new item or attempt; let attempts in flight finish within the grace."""
+        if not self._stopping:
+            self._stopping = True
+            self._stop_event.set()
+            loop = asyncio.get_running_loop()
+            self._timers.append(loop.call_at(loop.time() + self._grace, self._abandon_in_flight))
+
+    async def __aenter__(self) -> Self:
+        self._entered = True
+        self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close(
+            cancelled=exc_type is not None and issubclass(exc_type, asyncio.CancelledError)
+        )
+
+    def __aiter__(self) -> AsyncIterator[ItemResult[T]]:
+        return self
+
+    async def __anext__(self) -> ItemResult[T]:
+        if not self._started:
+            self._start()
+        if self._closed or self._closed_stream:
+            raise StopAsyncIteration
+        entry = await self._queue.get()
+        if entry is _END:
+            if not self._entered:
+                # Plain `async for` (no `async with`): the end of the stream ends the run.
+                await self._close(cancelled=False)
+            else:
+                self._closed_stream = True
+            if self._error is not None:
+                raise self._error
+            if self._fatal is not None:
+                raise self._fatal
+            raise StopAsyncIteration
+        result: ItemResult[T] = entry
+        self._hand_over(result)
+        return result
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def _grace(self) -> float:
+        return float(self._config.grace)  # type: ignore[arg-type]
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        loop = asyncio.get_running_loop()
+        self._t0 = loop.time()
+        if self._config.deadline is not None:
+            self._deadline_at = self._t0 + float(self._config.deadline)  # type: ignore[arg-type]
+            self._timers.append(loop.call_at(self._deadline_at, self.stop))
+        self._scheduler = asyncio.create_task(self._schedule(), name="asyncrawl-scheduler")
+
+    async def _close(self, *, cancelled: bool) -> None:
+        if self._closed:
+            return
+        self._cancelled = self._cancelled or cancelled
+        tasks = [t for t in (self._scheduler, *self._workers) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for timer in self._timers:
+            timer.cancel()
+        # Results fetched but never handed to the consumer stay remaining.
+        while not self._queue.empty():
+            entry = self._queue.get_nowait()
+            if entry is not _END:
+                self._pending[entry.key] = None
+        self._elapsed = asyncio.get_running_loop().time() - self._t0
+        self._closed = True
+
+    def _abandon_in_flight(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel()
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        try:
+            await self._start_items()
+        except Exception as error:  # the items iterator or Source.key failed: end cleanly
+            self._error = error
+            self.stop()
+        if self._workers:
+            await asyncio.gather(*list(self._workers), return_exceptions=True)
+        await self._queue.put(_END)
+
+    async def _start_items(self) -> None:
+        async for item in _as_async(self._items):
+            key = self._source.key(item)
+            if key in self._seen:
+                continue  # the same key is the same work
+            self._seen.add(key)
+            self._planned += 1
+            earlier = self._done_before.get(key)
+            if earlier is not None:
+                self._count_finished(NoData() if earlier == "no_data" else Ok(payload=None))
+                continue
+            try:
+                admitted = not self._stopping and await self._acquire_slot()
+            except asyncio.CancelledError:
+                self._not_started.append(key)
+                raise
+            if not admitted:
+                # Keep reading: every planned item must be counted, and listed as remaining.
+                self._not_started.append(key)
+                continue
+            self._pending[key] = None
+            worker = asyncio.create_task(self._run_item(key, item))
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+
+    async def _acquire_slot(self) -> bool:
+        """Wait for a concurrency slot; False when the run stops first."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return True
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stopped = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not acquire.done():
+                acquire.cancel()
+        if acquire.done() and not acquire.cancelled():
+            if self._stopping:
+                self._slots.release()
+                return False
+            return True
+        return False
+
+    async def _run_item(self, key: str, item: T) -> None:
+        try:
+            result = await self._crawl_item(key, item)
+        except asyncio.CancelledError:
+            if self._closed or not self._stopping:
+                raise
+            # Abandoned by the deadline's grace or a fatal stop: the item stays remaining.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return
+        finally:
+            self._slots.release()
+        if result is not None:
+            await self._queue.put(result)
+
+    # -- one item -------------------------------------------------------------------------
+
+    async def _crawl_item(self, key: str, item: T) -> ItemResult[T] | None:
+        """The item's final result, or None when it must stay remaining."""
+        try:
+            request = self._source.request(item)
+        except Exception as error:  # a Source bug fails this item, not the run
+            return self._result(item, key, _source_failure(error), attempts=0)
+        attempts = 0
+        policy = self._config.retry
+        try:
+            async for attempt in retrying(policy, deadline=self._deadline_at, rng=self._rng):
+                with attempt:
+                    attempts += 1
+                    if attempts > 1:
+                        self._retries += 1
+                    outcome = await self._attempt(item, request)
+        except (_OutOfTime, _Stopped):
+            return None
+        except RetryableOutcome as error:
+            if attempts < policy.max_attempts or self._stopping:
+                return None  # stopped by the deadline, not by running out of attempts
+            last = error.outcome
+            return self._result(item, key, Failed(reason=last.reason, status=last.status), attempts)
+        except FetchError as error:
+            if attempts < policy.max_attempts or self._stopping:
+                return None
+            failed = Failed(reason=redact_text(str(error)), status=error.status)
+            return self._result(item, key, failed, attempts)
+        return self._result(item, key, outcome, attempts)
+
+    def _result(self, item: T, key: str, outcome: FinalOutcome, attempts: int) -> ItemResult[T]:
+        return ItemResult(
+            item=item, key=key, outcome=outcome, attempts=attempts, finished_at=time.time()
+        )
+
+    async def _attempt(self, item: T, request: Request) -> FinalOutcome:
+        if self._stopping:
+            raise _Stopped
+        admitted = await self._limiter.acquire(request.weight, before=self._deadline_at)
+        if not admitted:
+            raise _OutOfTime
+        if self._stopping:
+            raise _Stopped
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        self._requests += 1
+        try:
+            response = await self._send(request)
+        except FetchError as error:
+            self._count_status(error.status)
+            if error.status in _BLOCK_SIGNS:
+                self._act(self._breaker.record_connection_error(sent_at))
+            raise
+        self._latencies.append(response.elapsed)
+        try:
+            outcome = self._source.classify(item, response)
+        except Exception as error:  # a Source bug fails this item, not the run
+            outcome = _source_failure(error)
+        self._count_status(outcome.status)
+        match outcome:
+            case Ok() | NoData() | Failed():
+                self._breaker.record_success(sent_at)
+                return outcome
+            case Transient():
+                raise RetryableOutcome(outcome)
+            case SlowDown():
+                pause = outcome.retry_after
+                self._limiter.cooldown(pause if pause is not None else self._slowdown_pause)
+                self._act(self._breaker.record_slowdown(sent_at))
+                if self._fatal is not None:
+                    raise _Stopped
+                raise RetryableOutcome(outcome)
+            case Fatal():
+                self._stop_fatal(outcome.reason, outcome.status)
+                raise _Stopped
+
+    async def _send(self, request: Request) -> Response:
+        """One attempt, hedged with a second copy when configured and allowed."""
+        hedge_after = self._config.hedge_after
+        if hedge_after is None or not request.idempotent:
+            return await self._fetch(request)
+        first = asyncio.ensure_future(self._fetch(request))
+        tasks: set[asyncio.Future[Response]] = {first}
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=float(hedge_after))  # type: ignore[arg-type]
+            if not done and await self._limiter.acquire(request.weight, before=self._deadline_at):
+                self._requests += 1
+                tasks.add(asyncio.ensure_future(self._fetch(request)))
+            last_error: BaseException | None = None
+            while tasks:
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    error = task.exception()
+                    if error is None:
+                        return task.result()  # the first answer wins
+                    last_error = error
+            assert last_error is not None
+            raise last_error
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _fetch(self, request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        timeout = self._config.attempt_timeout_s
+        cut_by_deadline = False
+        if self._deadline_at is not None:
+            left = self._deadline_at + self._grace - loop.time()
+            if left <= 0:
+                raise _OutOfTime
+            if left < timeout:
+                timeout, cut_by_deadline = left, True
+        host_slots = self._host_slot(request.host)
+        task = asyncio.current_task()
+        async with host_slots:
+            if task is not None:
+                self._in_flight.add(task)
+            try:
+                return await self._fetcher.fetch(request, timeout=timeout)
+            except FetchError:
+                if cut_by_deadline and self._stopping:
+                    raise _OutOfTime from None
+                raise
+            finally:
+                if task is not None:
+                    self._in_flight.discard(task)
+
+    def _host_slot(self, host: str) -> asyncio.Semaphore:
+        slot = self._host_slots.get(host)
+        if slot is None:
+            slot = asyncio.Semaphore(self._config.per_host or self._config.concurrency)
+            self._host_slots[host] = slot
+        return slot
+
+    # -- signals --------------------------------------------------------------------------
+
+    @property
+    def _slowdown_pause(self) -> float:
+        return float(self._config.slowdown_pause)  # type: ignore[arg-type]
+
+    def _act(self, verdict: BreakerVerdict) -> None:
+        if verdict.action is BreakerAction.PAUSE:
+            self._limiter.cooldown(verdict.pause)
+        elif verdict.action is BreakerAction.FATAL:
+            self._stop_fatal(verdict.reason, "circuit_open")
+
+    def _stop_fatal(self, reason: str, status: str) -> None:
+        if self._fatal is None:
+            self._fatal = UpstreamFatalError(redact_text(reason), status=status)
+        self._stopping = True
+        self._stop_event.set()
+        current = asyncio.current_task()
+        for task in list(self._in_flight):
+            if task is not current:
+                task.cancel()
+
+    # -- accounting -----------------------------------------------------------------------
+
+    def _count_status(self, status: str) -> None:
+        self._status_counts[status] = self._status_counts.get(status, 0) + 1
+
+    def _count_finished(self, outcome: FinalOutcome) -> None:
+        if isinstance(outcome, Ok):
+            self._ok += 1
+        elif isinstance(outcome, NoData):
+            self._no_data += 1
+
+    def _hand_over(self, result: ItemResult[T]) -> None:
+        self._pending.pop(result.key, None)
+        if isinstance(result.outcome, Failed):
+            failed = result.outcome
+            self._failed.append(
+                FailedItem(item=result.key, status=failed.status, reason=failed.reason)
+            )
+        elif self._confirm:
+            self._unconfirmed[result.key] = None
+        else:
+            self._count_finished(result.outcome)
+
+
+def _source_failure(error: Exception) -> Failed:
+    reason = redact_text(f"source error: {type(error).__name__}: {error}")
+    return Failed(reason=reason, status="source_error")
+
+
+async def _as_async(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+def run(
+    source: Source[T],
+    items: Iterable[T] | AsyncIterable[T],
+    *,
+    fetcher: Fetcher,
+    config: CrawlConfig | None = None,
+    limiter: RateLimiter | None = None,
+    run_id: str = "run",
+    total: int | None = None,
+    done: Mapping[str, Literal["ok", "no_data"]] | None = None,
+    confirm: bool = False,
+) -> Crawl[T]:
+    """Crawl ``items`` with ``source`` through ``fetcher``; results stream as items finish.
+
+    ``items`` may be any iterable or async iterable; it is consumed lazily, so 100,000 items
+    are never held at once. ``total`` is only for progress displays. ``done`` maps keys that
+    an earlier run already finished to their status: they are counted, not fetched again.
+    With ``confirm=True`` an ok / no-data result counts as finished only after
+    :meth:`Crawl.confirm` (use it when a sink stores results; see :func:`asyncrawl.deliver`).
+    Pass ``limiter`` to share one across runs or to resume its exported windows.
+    """
+    return Crawl(
+        source,
+        items,
+        fetcher=fetcher,
+        config=config or CrawlConfig(),
+        limiter=limiter,
+        run_id=run_id,
+        total=total,
+        done=done,
+        confirm=confirm,
+    )

@@ -1,0 +1,21 @@
+"""The public API: ``__all__`` is sorted, complete and every name resolves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import asyncrawl
+
+
+def test_all_is_sorted_and_every_name_resolves() -> None:
+    assert asyncrawl.__all__ == sorted(asyncrawl.__all__)
+    for name in asyncrawl.__all__:
+        assert getattr(asyncrawl, name) is not None, name
+
+
+def test_importing_the_package_does_not_import_aiohttp() -> None:
+    # The safe caller runs in MWAA with boto3 alone: the package root must stay lazy.
+    code = "import sys, asyncrawl, asyncrawl.errors; print('aiohttp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
