@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
-from .errors import AttemptTimeout, TransportError
+from .errors import AttemptTimeout, FetchError, TransportError
 from .redact import redact_url
 
 __all__ = [
@@ -150,26 +150,34 @@ class AiohttpFetcher:
                         body=body,
                         elapsed=loop.time() - started,
                     )
-        # Every branch raises `from None`: the original exception's text holds the raw URL.
-        except TimeoutError:
-            message = f"no answer within {timeout:g}s from {shown}"
-            raise AttemptTimeout(message, url=shown, status="timeout") from None
-        except aiohttp.ClientPayloadError:
-            message = f"answer cut short from {shown}"
-            raise TransportError(message, url=shown, status="truncated") from None
-        except aiohttp.ServerDisconnectedError:
-            message = f"server closed the connection without answering: {shown}"
-            raise TransportError(message, url=shown, status="connection_reset") from None
-        except aiohttp.ClientConnectorError as error:
-            status = _connect_status(error.os_error)
-            message = f"cannot connect ({status}) to {shown}"
-            raise TransportError(message, url=shown, status=status) from None
-        except aiohttp.ClientOSError as error:
-            status = _connect_status(error)
-            raise TransportError(f"{status} from {shown}", url=shown, status=status) from None
-        except aiohttp.ClientError as error:
-            message = f"{type(error).__name__} from {shown}"
-            raise TransportError(message, url=shown, status="transport_error") from None
+        except (TimeoutError, aiohttp.ClientError) as error:
+            failure = _fetch_error(error, shown, timeout)
+        # Raised here, outside the except block, so that the error links to nothing: aiohttp's
+        # exceptions carry the raw URL (key and all) in their text and request_info, and
+        # `raise ... from None` only hides them from tracebacks; they stay in __context__,
+        # where error reporters and debuggers still find them.
+        raise failure
+
+
+def _fetch_error(error: BaseException, shown: str, timeout: float) -> FetchError:
+    """The FetchError for a failed attempt, built from redacted text only."""
+    if isinstance(error, TimeoutError):
+        message = f"no answer within {timeout:g}s from {shown}"
+        return AttemptTimeout(message, url=shown, status="timeout")
+    if isinstance(error, aiohttp.ClientPayloadError):
+        message = f"answer cut short from {shown}"
+        return TransportError(message, url=shown, status="truncated")
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        message = f"server closed the connection without answering: {shown}"
+        return TransportError(message, url=shown, status="connection_reset")
+    if isinstance(error, aiohttp.ClientConnectorError):
+        status = _connect_status(error.os_error)
+        return TransportError(f"cannot connect ({status}) to {shown}", url=shown, status=status)
+    if isinstance(error, aiohttp.ClientOSError):
+        status = _connect_status(error)
+        return TransportError(f"{status} from {shown}", url=shown, status=status)
+    message = f"{type(error).__name__} from {shown}"
+    return TransportError(message, url=shown, status="transport_error")
 
 
 def _connect_status(error: OSError) -> str:
