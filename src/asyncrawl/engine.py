@@ -28,6 +28,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -40,7 +41,7 @@ from .limiter import DEFAULT_RATES, Rate, RateLimiter
 from .outcomes import Failed, Fatal, FinalOutcome, NoData, Ok, SlowDown, Transient
 from .redact import redact_text
 from .results import ItemResult
-from .retry import RetryableOutcome, RetryPolicy, retrying
+from .retry import RetryableOutcome, RetryPolicy, is_retryable, retrying
 from .source import Source
 from .summary import FailedItem, RunSummary
 
@@ -121,6 +122,7 @@ class _Stopped(Exception):
 
 
 _END = object()
+_NO_LIMIT: AbstractAsyncContextManager[None] = nullcontext()
 
 
 class Crawl(Generic[T]):
@@ -171,7 +173,8 @@ class Crawl(Generic[T]):
         self._queue: asyncio.Queue[Any] = asyncio.Queue(config.buffer or 2 * config.concurrency)
         self._slots = asyncio.Semaphore(config.concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
-        self._stop_event = asyncio.Event()
+        # Set while the scheduler waits for a free slot; a finished item or a stop resolves it.
+        self._slot_freed: asyncio.Future[None] | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._workers: set[asyncio.Task[None]] = set()
         self._in_flight: set[asyncio.Task[Any]] = set()
@@ -232,7 +235,7 @@ class Crawl(Generic[T]):
         """Start no new item or attempt; let attempts in flight finish within the grace."""
         if not self._stopping:
             self._stopping = True
-            self._stop_event.set()
+            self._wake_scheduler()
             loop = asyncio.get_running_loop()
             self._timers.append(loop.call_at(loop.time() + self._grace, self._abandon_in_flight))
 
@@ -354,23 +357,28 @@ class Crawl(Generic[T]):
 
     async def _acquire_slot(self) -> bool:
         """Wait for a concurrency slot; False when the run stops first."""
-        if not self._slots.locked():
-            await self._slots.acquire()
-            return True
-        acquire = asyncio.ensure_future(self._slots.acquire())
-        stopped = asyncio.ensure_future(self._stop_event.wait())
-        try:
-            await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not acquire.done():
-                acquire.cancel()
-        if acquire.done() and not acquire.cancelled():
+        # The scheduler is the only task that takes slots, so a slot seen free here is still
+        # free below. Waiting on one future that a finished item or a stop resolves (rather
+        # than racing two tasks) starts the next item one loop iteration after a slot frees.
+        while self._slots.locked():
             if self._stopping:
-                self._slots.release()
                 return False
-            return True
-        return False
+            freed = asyncio.get_running_loop().create_future()
+            self._slot_freed = freed
+            try:
+                await freed
+            finally:
+                self._slot_freed = None
+        if self._stopping:
+            return False
+        await self._slots.acquire()
+        return True
+
+    def _wake_scheduler(self) -> None:
+        """Let a scheduler waiting for a slot look again: one freed, or the run is stopping."""
+        freed = self._slot_freed
+        if freed is not None and not freed.done():
+            freed.set_result(None)
 
     async def _run_item(self, key: str, item: T) -> None:
         try:
@@ -385,6 +393,7 @@ class Crawl(Generic[T]):
             return
         finally:
             self._slots.release()
+            self._wake_scheduler()
         if result is not None:
             await self._queue.put(result)
 
@@ -396,14 +405,29 @@ class Crawl(Generic[T]):
             request = self._source.request(item)
         except Exception as error:  # a Source bug fails this item, not the run
             return self._result(item, key, _source_failure(error), attempts=0)
-        attempts = 0
+        attempts = 1
         policy = self._config.retry
         try:
+            # The first attempt runs outside tenacity: most items succeed at once, and setting
+            # up a tenacity controller costs more than the rest of the engine's work per item.
+            # A retryable failure is then replayed as the controller's first attempt, so its
+            # decisions (wait, stop, the error raised) are exactly those of a controller that
+            # ran the attempt itself.
+            try:
+                outcome = await self._attempt(item, request)
+            except Exception as error:
+                if not is_retryable(error):
+                    raise
+                first_failure: Exception | None = error
+            else:
+                return self._result(item, key, outcome, attempts)
             async for attempt in retrying(policy, deadline=self._deadline_at, rng=self._rng):
                 with attempt:
+                    if first_failure is not None:
+                        replayed, first_failure = first_failure, None
+                        raise replayed
                     attempts += 1
-                    if attempts > 1:
-                        self._retries += 1
+                    self._retries += 1
                     outcome = await self._attempt(item, request)
         except (_OutOfTime, _Stopped):
             return None
@@ -501,9 +525,8 @@ class Crawl(Generic[T]):
                 raise _OutOfTime
             if left < timeout:
                 timeout, cut_by_deadline = left, True
-        host_slots = self._host_slot(request.host)
         task = asyncio.current_task()
-        async with host_slots:
+        async with self._host_slot(request):
             if task is not None:
                 self._in_flight.add(task)
             try:
@@ -516,7 +539,12 @@ class Crawl(Generic[T]):
                 if task is not None:
                     self._in_flight.discard(task)
 
-    def _host_slot(self, host: str) -> asyncio.Semaphore:
+    def _host_slot(self, request: Request) -> AbstractAsyncContextManager[Any]:
+        if self._config.per_host is None and self._config.hedge_after is None:
+            # One attempt per item at a time, each item holding one of `concurrency` slots: a
+            # per-host limit of `concurrency` could never make anyone wait, so skip its cost.
+            return _NO_LIMIT
+        host = request.host
         slot = self._host_slots.get(host)
         if slot is None:
             slot = asyncio.Semaphore(self._config.per_host or self._config.concurrency)
@@ -539,7 +567,7 @@ class Crawl(Generic[T]):
         if self._fatal is None:
             self._fatal = UpstreamFatalError(redact_text(reason), status=status)
         self._stopping = True
-        self._stop_event.set()
+        self._wake_scheduler()
         current = asyncio.current_task()
         for task in list(self._in_flight):
             if task is not current:

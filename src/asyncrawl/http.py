@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -56,7 +57,7 @@ class Request:
     @property
     def host(self) -> str:
         """The host this request goes to (the key of the per-host concurrency limit)."""
-        return urlsplit(self.url).netloc
+        return _netloc(self.url)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,7 +132,6 @@ class AiohttpFetcher:
         session = self._session
         if session is None:
             raise RuntimeError("AiohttpFetcher is not open: use 'async with AiohttpFetcher()'")
-        shown = request.display_url
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -151,7 +151,8 @@ class AiohttpFetcher:
                         elapsed=loop.time() - started,
                     )
         except (TimeoutError, aiohttp.ClientError) as error:
-            failure = _fetch_error(error, shown, timeout)
+            # The safe URL is built only on failure: it costs more than the rest of an attempt.
+            failure = _fetch_error(error, request.display_url, timeout)
         # Raised here, outside the except block, so that the error links to nothing: aiohttp's
         # exceptions carry the raw URL (key and all) in their text and request_info, and
         # `raise ... from None` only hides them from tracebacks; they stay in __context__,
@@ -178,6 +179,12 @@ def _fetch_error(error: BaseException, shown: str, timeout: float) -> FetchError
         return TransportError(f"{status} from {shown}", url=shown, status=status)
     message = f"{type(error).__name__} from {shown}"
     return TransportError(message, url=shown, status="transport_error")
+
+
+@functools.lru_cache(maxsize=256)
+def _netloc(url: str) -> str:
+    # Cached: the engine asks every attempt's host, and most runs use a handful of URLs.
+    return urlsplit(url).netloc
 
 
 def _connect_status(error: OSError) -> str:
