@@ -110,11 +110,18 @@ async def _engine(base: str, requests: int, concurrency: int) -> float:
 Contender = Callable[[str, int, int], Coroutine[Any, Any, float]]
 
 
-def _measure(contender: Contender, base: str, requests: int, concurrency: int) -> float:
-    """Requests/s of one run, in a fresh event loop, after collecting garbage."""
+def _measure(
+    contender: Contender, base: str, requests: int, concurrency: int
+) -> tuple[float, float]:
+    """Requests/s and this process's CPU microseconds per request of one run, in a fresh loop.
+
+    The CPU figure is steadier than requests/s on a shared machine: it does not move when
+    another process takes a core away for a while.
+    """
     gc.collect()
+    cpu = time.process_time()
     seconds = asyncio.run(contender(base, requests, concurrency))
-    return requests / seconds
+    return requests / seconds, (time.process_time() - cpu) / requests * 1e6
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -138,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     contenders: dict[str, Contender] = {"baseline": _baseline, "engine": _engine}
     rates: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     print(
         f"engine overhead: {args.requests} GETs at concurrency {args.concurrency}, "
         f"{args.runs} runs each, against a no-latency server in its own process "
@@ -150,16 +158,22 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.runs + 1):
             line = []
             for name, contender in contenders.items():
-                rate = _measure(contender, base, args.requests, args.concurrency)
+                rate, cpu_us = _measure(contender, base, args.requests, args.concurrency)
                 rates[name].append(rate)
-                line.append(f"{name} {rate:8.0f} req/s")
+                cpu[name].append(cpu_us)
+                line.append(f"{name} {rate:8.0f} req/s {cpu_us:6.1f} us CPU/req")
             print(f"  run {number}: " + "   ".join(line))
     baseline = statistics.median(rates["baseline"])
     engine = statistics.median(rates["engine"])
     ratio = engine / baseline
     passed = ratio >= THRESHOLD
-    print(f"median baseline (aiohttp + semaphore): {baseline:8.0f} req/s")
-    print(f"median engine   (asyncrawl.run):       {engine:8.0f} req/s")
+    baseline_cpu = statistics.median(cpu["baseline"])
+    engine_cpu = statistics.median(cpu["engine"])
+    for label, rps, cpu_us in (
+        ("baseline (aiohttp + semaphore)", baseline, baseline_cpu),
+        ("engine (asyncrawl.run)", engine, engine_cpu),
+    ):
+        print(f"median {label:31} {rps:8.0f} req/s {cpu_us:6.1f} us CPU/req")
     verdict = "PASS" if passed else "FAIL"
     print(f"ratio engine/baseline: {ratio:.3f}  ({verdict}: must be >= {THRESHOLD})")
     if args.json is not None:
@@ -172,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_median_rps": baseline,
             "engine_median_rps": engine,
             "ratio": ratio,
+            "baseline_cpu_us_per_request": cpu["baseline"],
+            "engine_cpu_us_per_request": cpu["engine"],
+            "baseline_median_cpu_us": baseline_cpu,
+            "engine_median_cpu_us": engine_cpu,
             "threshold": THRESHOLD,
             "passed": passed,
             "cpus": os.cpu_count(),
