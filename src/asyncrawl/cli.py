@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import orjson
 from .engine import CrawlConfig
 from .errors import AsyncrawlError, ConfigError, UpstreamFatalError
 from .limiter import DEFAULT_RATES, Rate
-from .redact import install_log_redaction, redact_text
+from .redact import install_log_redaction, redact_text, register_secret
 
 __all__ = ["EXIT_FAILED", "EXIT_FATAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -78,9 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log DEBUG lines")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Also accepted after the command (`asyncrawl crawl -v ...`); SUPPRESS keeps a -v given
+    # before the command from being reset by the command's own default.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log DEBUG lines"
+    )
 
     crawl = commands.add_parser(
         "crawl",
+        parents=[verbose],
         help="crawl financial statements (key from DART_API_KEY)",
         description="Crawl fnlttSinglAcntAll.json for every company x year x report x fs_div. "
         "The OpenDART key is read from the environment variable DART_API_KEY.",
@@ -139,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser(
-        "demo", help="crawl 10 companies from an embedded OpenDART stand-in (no key, no network)"
+        "demo",
+        parents=[verbose],
+        help="crawl 10 companies from an embedded OpenDART stand-in (no key, no network)",
     )
     demo.add_argument("--out", default="demo-out", metavar="DIR")
     demo.add_argument(
@@ -147,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     companies = commands.add_parser(
-        "companies", help="list every listed company from OpenDART's corpCode.xml (needs the key)"
+        "companies",
+        parents=[verbose],
+        help="list every listed company from OpenDART's corpCode.xml (needs the key)",
     )
     companies.add_argument("--output", required=True, type=Path, metavar="FILE.csv")
     companies.add_argument("--base-url", default=None, metavar="URL")
@@ -172,6 +184,8 @@ def _api_key() -> str:
             "not set; export DART_API_KEY with your 40-character OpenDART key "
             "(never pass it as a flag: flags land in shell history)",
         )
+    # Masked from here on in every log line and error text, whatever later fails.
+    register_secret(key)
     return key
 
 
@@ -194,6 +208,10 @@ async def _crawl(args: argparse.Namespace) -> int:
     key = _api_key()
     source = OpenDartSource(api_key=key, base_url=args.base_url or DEFAULT_BASE_URL)
     run_id = validate_run_id(args.run_id) if args.run_id else new_run_id()
+    # Kept for main(): an interrupted run tells the user which id resumes it.
+    args.run_id = run_id
+    if args.summary is not None:
+        _check_summary_file(args.summary)
     companies = await load_companies(args.companies)
     items = list(plan_items(companies, args.years, args.kind, args.fs_div))
     config = CrawlConfig(
@@ -216,14 +234,31 @@ async def _crawl(args: argparse.Namespace) -> int:
             )
     summary = result.summary
     document = summary.to_dict()
-    if args.summary is not None:
-        args.summary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     _print_summary(document, where=f"{args.out.rstrip('/')}/{result.summary_key}")
+    if args.summary is not None:
+        try:
+            args.summary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        except OSError as error:
+            print(
+                f"error: --summary: cannot write {args.summary}: {error.strerror}", file=sys.stderr
+            )
+            return EXIT_USAGE
     if result.fatal is not None:
         print(f"error: stopped by the upstream: {result.fatal.reason}", file=sys.stderr)
     if result.sink_error is not None:
         print(f"error: could not store results: {result.sink_error}", file=sys.stderr)
     return exit_code(len(summary.failed), len(summary.remaining), result.fatal is not None)
+
+
+def _check_summary_file(path: Path) -> None:
+    """Refuse a ``--summary`` path that cannot be written, before any request is spent."""
+    if path.is_dir():
+        raise ConfigError("--summary", f"{path} is a directory; give a file name such as run.json")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            "--summary", f"the directory {parent} does not exist; create it or choose another file"
+        )
 
 
 def _print_summary(document: dict[str, Any], *, where: str) -> None:
@@ -273,10 +308,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_demo(out=Path(args.out), quick=args.quick))
         return asyncio.run(_companies(args))
     except KeyboardInterrupt:
-        print(
-            "interrupted: the summary lists what remains; rerun with --run-id to resume",
-            file=sys.stderr,
-        )
+        run_id = getattr(args, "run_id", None)
+        if args.command == "crawl" and run_id:
+            print(
+                f"interrupted: {args.out.rstrip('/')}/_meta/runs/{run_id}/summary.json lists "
+                f"what remains; rerun with --run-id {run_id} to resume",
+                file=sys.stderr,
+            )
+        else:
+            print("interrupted", file=sys.stderr)
         return EXIT_FAILED
     except UpstreamFatalError as error:
         print(f"error: {redact_text(str(error))}", file=sys.stderr)
@@ -286,6 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except AsyncrawlError as error:
         print(f"error: {redact_text(str(error))}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception:
+        # A bug, not a user error: show the traceback, but masked, as Python's own hook
+        # would print it unmasked (a third-party error's text may hold a request URL).
+        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
         return EXIT_FAILED
 
 
