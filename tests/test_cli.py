@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -195,10 +196,11 @@ async def test_a_clean_run_exits_0_and_writes_the_contract_layout(tmp_path: Path
 async def test_no_data_items_finish_without_a_data_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
     async with OpenDartStandIn(no_data_ratio=1.0) as server:
-        ran = await asyncrawl(
-            *crawl_args(server, companies_file(tmp_path, 1), out, "--run-id=nd", kind="annual")
-        )
+        args = crawl_args(server, companies_file(tmp_path, 1), out, "--run-id=nd", kind="annual")
+        # -v after the command, where people put it, turns DEBUG logging on too.
+        ran = await asyncrawl(args[0], "-v", *args[1:])
     assert ran.code == 0, ran.stderr
+    assert " DEBUG " in ran.stderr
     summary = read_summary(out / "_meta" / "runs" / "nd" / "summary.json")
     assert summary["planned"] == summary["no_data"] == 4
     assert data_files(out) == {}
@@ -369,6 +371,99 @@ def test_a_malformed_company_file_exits_2_naming_the_line_and_field(tmp_path: Pa
     assert "'12x4'" in ran.stderr
     assert "8-digit" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+async def test_an_unwritable_summary_file_is_refused_before_any_request(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    missing = tmp_path / "no-such-dir" / "summary.json"
+    async with OpenDartStandIn() as server:
+        ran = await asyncrawl(
+            *crawl_args(server, companies_file(tmp_path, 1), out, f"--summary={missing}")
+        )
+        arrivals = server.arrivals
+    assert ran.code == 2
+    assert "--summary" in ran.stderr
+    assert "does not exist" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert arrivals == []
+
+
+# --- Ctrl-C -----------------------------------------------------------------------------------
+
+
+class SignallingStandIn(OpenDartStandIn):
+    """Sets :attr:`reached` when ``arrivals`` requests have arrived."""
+
+    def __init__(self, *, arrivals: int, plan: FaultPlan) -> None:
+        super().__init__(plan=plan)
+        self._wanted = arrivals
+        self.reached = asyncio.Event()
+
+    def choose_fault(self, request: web.Request, item: str, attempt: int, now: float) -> str | None:
+        if len(self.arrivals) + 1 >= self._wanted:
+            self.reached.set()
+        return super().choose_fault(request, item, attempt, now)
+
+
+async def _interrupt(server: SignallingStandIn, args: list[str]) -> Ran:
+    """Run the CLI and send it SIGINT (Ctrl-C) once the stand-in's arrivals reached its mark."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "asyncrawl",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(KEY),
+    )
+    communicate = asyncio.ensure_future(process.communicate())
+    async with asyncio.timeout(30):
+        await server.reached.wait()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = await communicate
+    assert process.returncode is not None
+    return Ran(process.returncode, stdout.decode(), stderr.decode())
+
+
+async def test_ctrl_c_leaves_a_summary_and_the_same_run_id_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    companies = companies_file(tmp_path, 2)
+    async with SignallingStandIn(arrivals=6, plan=FaultPlan(latency=0.2)) as server:
+        args = crawl_args(server, companies, out, "--run-id=ctrl-c", "--concurrency=2")
+        first = await _interrupt(server, args)
+        assert first.code == 1, first.stderr
+        assert "interrupted" in first.stderr
+        assert "--run-id ctrl-c" in first.stderr
+        assert "Traceback" not in first.stderr
+        before = read_summary(out / "_meta" / "runs" / "ctrl-c" / "summary.json")
+        assert before["cancelled"] is True
+        stored = set(data_files(out))
+        finished = before["ok"] + before["no_data"]
+        assert len(stored) == before["ok"] > 0
+
+        server.reset_log()
+        second = await asyncrawl(*args)
+        fetched = server.attempts_by_item()
+    assert second.code == 0, second.stderr
+    assert not stored & set(fetched)  # stored items are not fetched again
+    assert sum(fetched.values()) == len(planned_keys(2)) - finished
+    assert set(data_files(out)) >= stored
+
+
+async def test_an_interrupted_runs_summary_lists_every_unfinished_item(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    async with SignallingStandIn(arrivals=6, plan=FaultPlan(latency=0.2)) as server:
+        args = crawl_args(
+            server, companies_file(tmp_path, 2), out, "--run-id=ctrl-c", "--concurrency=2"
+        )
+        ran = await _interrupt(server, args)
+    assert ran.code == 1, ran.stderr
+    summary = read_summary(out / "_meta" / "runs" / "ctrl-c" / "summary.json")
+    # CONTRACTS.md: `remaining` holds every item not finished "for any reason: ...
+    # cancellation", and `planned` is the whole plan, not the part started before Ctrl-C.
+    assert summary["planned"] == len(planned_keys(2))
+    finished = planned_keys(2) - set(summary["remaining"])
+    assert len(finished) == summary["ok"] + summary["no_data"]
 
 
 # --- exit 3: the upstream refuses the run -----------------------------------------------------

@@ -175,14 +175,16 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-async def _run(args: list[str], *, key: str | None) -> tuple[int, str, str]:
+async def _run(
+    args: list[str], *, key: str | None, runner: str = _FAST_RUNNER
+) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DART_API_KEY"}
     if key is not None:
         env["DART_API_KEY"] = key
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        _FAST_RUNNER,
+        runner,
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -282,3 +284,36 @@ async def test_no_key_anywhere_after_a_refused_key(tmp_path: Path) -> None:
     assert KEY not in stdout + stderr
     for path, text in _every_file_text(tmp_path).items():
         assert KEY not in text, f"{path} holds the key"
+
+
+# A bug deep in a run whose error text holds a request URL, key and all (as aiohttp's do).
+_BROKEN_RUNNER = """
+import os, sys
+import asyncrawl.jobs.opendart as job
+async def broken(*args, **kwargs):
+    url = "http://127.0.0.1:9/api/x.json?crtfc_key=" + os.environ["DART_API_KEY"]
+    raise RuntimeError("unexpected failure for " + url)
+job.run_statements_job = broken
+from asyncrawl.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+async def test_an_unexpected_error_shows_a_masked_traceback(tmp_path: Path) -> None:
+    code, stdout, stderr = await _run(
+        [
+            "crawl",
+            "--kind=annual",
+            f"--companies={_companies(tmp_path)}",
+            "--years=2023",
+            "--base-url=http://127.0.0.1:9/api/",
+            f"--out={tmp_path / 'out'}",
+        ],
+        key=KEY,
+        runner=_BROKEN_RUNNER,
+    )
+    assert code == 1
+    assert "Traceback" in stderr
+    assert "RuntimeError: unexpected failure for" in stderr
+    assert "crtfc_key=***" in stderr
+    assert KEY not in stdout + stderr
