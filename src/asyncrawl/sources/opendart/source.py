@@ -118,6 +118,12 @@ def _check_base_url(base_url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigError("--base-url", f"{base_url!r} must not carry a query or fragment")
+    try:
+        parts.port  # noqa: B018  # reading it validates it: 0..65535, digits only
+    except ValueError:
+        raise ConfigError(
+            "--base-url", f"{base_url!r} has an invalid port; use a number from 1 to 65535"
+        ) from None
     # Endpoint names are appended to it, so it must end in a slash.
     return base_url if base_url.endswith("/") else base_url + "/"
 
