@@ -341,10 +341,19 @@ def _crawl(companies: Path, *extra: str) -> list[str]:
         (["--rate", "abc"], KEY, ["--rate", "'abc'", "N/DURATION", "900/1m"]),
         (["--concurrency", "0"], KEY, ["--concurrency", "at least 1"]),
         (["--run-id", "../x"], KEY, ["--run-id", "'../x'", "letters, digits"]),
+        (["--base-url", "http://127.0.0.1:99999/api/"], KEY, ["--base-url", "invalid port"]),
         ([], None, ["DART_API_KEY", "not set", "export DART_API_KEY"]),
         ([], "short", ["DART_API_KEY", "40"]),
     ],
-    ids=["unknown-flag", "bad-rate", "bad-concurrency", "bad-run-id", "no-key", "short-key"],
+    ids=[
+        "unknown-flag",
+        "bad-rate",
+        "bad-concurrency",
+        "bad-run-id",
+        "bad-port",
+        "no-key",
+        "short-key",
+    ],
 )
 def test_bad_usage_exits_2_naming_the_field_and_the_fix(
     tmp_path: Path, extra: list[str], key: str | None, expected: list[str]
