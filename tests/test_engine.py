@@ -11,7 +11,7 @@ from asyncrawl.engine import CrawlConfig, run
 from asyncrawl.errors import TransportError, UpstreamFatalError
 from asyncrawl.http import Request, Response
 from asyncrawl.limiter import Rate
-from asyncrawl.outcomes import Fatal, Ok, SlowDown
+from asyncrawl.outcomes import Fatal, Ok, Outcome, SlowDown
 from asyncrawl.retry import RetryPolicy
 from asyncrawl.summary import RunSummary
 from support.engine_sources import FakeFetcher, NumberSource, max_in_window, ok_response
@@ -181,7 +181,9 @@ async def test_repeated_slow_down_episodes_become_fatal() -> None:
 @pytest.mark.looptime
 async def test_fatal_outcome_stops_the_run_and_keeps_what_was_fetched() -> None:
     async def slow_after_ten(request: Request, attempt: int) -> Response:
-        await asyncio.sleep(0.01 if int(request.params["id"]) < 10 else 5.0)
+        number = int(request.params["id"])
+        # Items 0-9 answer at once, item 10 (the fatal one) after 5 s, the rest after 10 s.
+        await asyncio.sleep(0.01 if number < 10 else 5.0 if number == 10 else 10.0)
         return ok_response()
 
     fetcher = FakeFetcher(slow_after_ten)
@@ -202,7 +204,7 @@ async def test_fatal_outcome_stops_the_run_and_keeps_what_was_fetched() -> None:
     assert len(summary.remaining) == 90
     assert_accounted(summary)
     # Nothing new was sent after the fatal answer (item 10 answered at ~5 s).
-    assert sum(fetcher.attempts.values()) < 20
+    assert sum(fetcher.attempts.values()) == 14
 
 
 @pytest.mark.looptime
@@ -366,3 +368,30 @@ async def test_plain_async_for_also_ends_the_run() -> None:
     keys = [result.key async for result in crawl]
     assert len(keys) == 5
     assert crawl.summary.ok + crawl.summary.no_data == 5
+
+
+@pytest.mark.looptime
+async def test_a_fatal_stop_does_not_wait_for_cooldowns_or_back_off() -> None:
+    async def answer(request: Request, attempt: int) -> Response:
+        await asyncio.sleep(1.0 if request.params["id"] == "1" else 0.01)
+        return ok_response()
+
+    verdicts: dict[int, Outcome] = {
+        0: SlowDown(reason="limit", status="020", retry_after=1000.0),
+        1: Fatal(reason="key expired", status="901"),
+    }
+    fetcher = FakeFetcher(answer)
+    crawl = run(NumberSource(BASE, verdicts), range(4), fetcher=fetcher)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    async def consume() -> None:
+        async with crawl:
+            async for _ in crawl:
+                pass
+
+    with pytest.raises(UpstreamFatalError, match="key expired"):
+        await consume()
+    assert loop.time() - start < 5.0  # not the 1000 s the slow-down asked for
+    assert "item-0" in crawl.summary.remaining
+    assert_accounted(crawl.summary)

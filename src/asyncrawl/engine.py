@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -171,12 +171,15 @@ class Crawl(Generic[T]):
         self._error: Exception | None = None
 
         self._queue: asyncio.Queue[Any] = asyncio.Queue(config.buffer or 2 * config.concurrency)
-        self._slots = asyncio.Semaphore(config.concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
-        # Set while the scheduler waits for a free slot; a finished item or a stop resolves it.
-        self._slot_freed: asyncio.Future[None] | None = None
-        self._scheduler: asyncio.Task[None] | None = None
-        self._workers: set[asyncio.Task[None]] = set()
+        # Items are read lazily by the workers themselves: a sync iterator needs no lock; an
+        # async one does (two tasks may not step one async generator at once).
+        self._sync_items: Iterator[T] | None = None
+        self._async_items: AsyncIterator[T] | None = None
+        self._pull_lock = asyncio.Lock()
+        self._exhausted = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._timers: list[asyncio.TimerHandle] = []
 
@@ -235,7 +238,6 @@ class Crawl(Generic[T]):
         """Start no new item or attempt; let attempts in flight finish within the grace."""
         if not self._stopping:
             self._stopping = True
-            self._wake_scheduler()
             loop = asyncio.get_running_loop()
             self._timers.append(loop.call_at(loop.time() + self._grace, self._abandon_in_flight))
 
@@ -293,19 +295,30 @@ class Crawl(Generic[T]):
         if self._config.deadline is not None:
             self._deadline_at = self._t0 + float(self._config.deadline)  # type: ignore[arg-type]
             self._timers.append(loop.call_at(self._deadline_at, self.stop))
-        self._scheduler = asyncio.create_task(self._schedule(), name="asyncrawl-scheduler")
+        if isinstance(self._items, AsyncIterable):
+            self._async_items = aiter(self._items)
+        else:
+            self._sync_items = iter(self._items)
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"asyncrawl-worker-{n}")
+            for n in range(self._config.concurrency)
+        ]
+        self._supervisor = asyncio.create_task(self._supervise(), name="asyncrawl-supervisor")
 
     async def _close(self, *, cancelled: bool) -> None:
         if self._closed:
             return
         self._cancelled = self._cancelled or cancelled
-        tasks = [t for t in (self._scheduler, *self._workers) if t is not None and not t.done()]
+        tasks = [t for t in (self._supervisor, *self._workers) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         for timer in self._timers:
             timer.cancel()
+        if not self._exhausted:
+            # Cancelled before the input was read to its end: count what was never started.
+            await self._count_unstarted()
         # Results fetched but never handed to the consumer stay remaining.
         while not self._queue.empty():
             entry = self._queue.get_nowait()
@@ -320,82 +333,96 @@ class Crawl(Generic[T]):
 
     # -- scheduling -----------------------------------------------------------------------
 
-    async def _schedule(self) -> None:
-        try:
-            await self._start_items()
-        except Exception as error:  # the items iterator or Source.key failed: end cleanly
-            self._error = error
-            self.stop()
-        if self._workers:
-            await asyncio.gather(*list(self._workers), return_exceptions=True)
+    async def _supervise(self) -> None:
+        """Wait for the workers, list what was never started, then end the stream."""
+        outcomes = await asyncio.gather(*self._workers, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception) and self._error is None:
+                self._error = outcome  # an engine bug: surface it, do not hang the consumer
+        if not self._exhausted:
+            await self._count_unstarted()
         await self._queue.put(_END)
 
-    async def _start_items(self) -> None:
-        async for item in _as_async(self._items):
-            key = self._source.key(item)
-            if key in self._seen:
-                continue  # the same key is the same work
-            self._seen.add(key)
-            self._planned += 1
-            earlier = self._done_before.get(key)
-            if earlier is not None:
-                self._count_finished(NoData() if earlier == "no_data" else Ok(payload=None))
-                continue
-            try:
-                admitted = not self._stopping and await self._acquire_slot()
-            except asyncio.CancelledError:
-                self._not_started.append(key)
-                raise
-            if not admitted:
-                # Keep reading: every planned item must be counted, and listed as remaining.
-                self._not_started.append(key)
-                continue
+    async def _work(self) -> None:
+        """One worker: take the next item, crawl it, hand its result over; until none is left.
+
+        A fixed pool of long-lived workers costs no task per item, and a worker starts its
+        next item the moment it hands a result over.
+        """
+        while not self._stopping:
+            pulled = await self._next_item()
+            if pulled is None:
+                return
+            key, item = pulled
             self._pending[key] = None
-            worker = asyncio.create_task(self._run_item(key, item))
-            self._workers.add(worker)
-            worker.add_done_callback(self._workers.discard)
-
-    async def _acquire_slot(self) -> bool:
-        """Wait for a concurrency slot; False when the run stops first."""
-        # The scheduler is the only task that takes slots, so a slot seen free here is still
-        # free below. Waiting on one future that a finished item or a stop resolves (rather
-        # than racing two tasks) starts the next item one loop iteration after a slot frees.
-        while self._slots.locked():
-            if self._stopping:
-                return False
-            freed = asyncio.get_running_loop().create_future()
-            self._slot_freed = freed
             try:
-                await freed
-            finally:
-                self._slot_freed = None
-        if self._stopping:
-            return False
-        await self._slots.acquire()
-        return True
+                result = await self._crawl_item(key, item)
+            except asyncio.CancelledError:
+                if self._closed or not self._stopping:
+                    raise
+                # Abandoned by the deadline's grace or a fatal stop: the item stays remaining.
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                return
+            if result is not None:
+                await self._queue.put(result)
 
-    def _wake_scheduler(self) -> None:
-        """Let a scheduler waiting for a slot look again: one freed, or the run is stopping."""
-        freed = self._slot_freed
-        if freed is not None and not freed.done():
-            freed.set_result(None)
+    async def _next_item(self) -> tuple[str, T] | None:
+        """The next item to crawl (planned and not finished before), or None at the end."""
+        while not self._stopping:
+            try:
+                item = await self._pull()
+            except StopAsyncIteration:
+                self._exhausted = True
+                return None
+            except Exception as error:  # the items iterator or Source.key failed: end cleanly
+                self._error = error
+                self.stop()
+                return None
+            key = self._plan(item)
+            if key is not None:
+                return key, item
+        return None
 
-    async def _run_item(self, key: str, item: T) -> None:
+    async def _pull(self) -> T:
+        if self._sync_items is not None:
+            try:
+                return next(self._sync_items)
+            except StopIteration:
+                raise StopAsyncIteration from None
+        assert self._async_items is not None
+        async with self._pull_lock:
+            return await anext(self._async_items)
+
+    def _plan(self, item: T) -> str | None:
+        """Count ``item`` as planned; its key when it still has to be crawled."""
+        key = self._source.key(item)
+        if key in self._seen:
+            return None  # the same key is the same work
+        self._seen.add(key)
+        self._planned += 1
+        earlier = self._done_before.get(key)
+        if earlier is not None:
+            self._count_finished(NoData() if earlier == "no_data" else Ok(payload=None))
+            return None
+        return key
+
+    async def _count_unstarted(self) -> None:
+        """Read the rest of the input: every planned item is counted, and listed remaining."""
+        self._exhausted = True
         try:
-            result = await self._crawl_item(key, item)
-        except asyncio.CancelledError:
-            if self._closed or not self._stopping:
-                raise
-            # Abandoned by the deadline's grace or a fatal stop: the item stays remaining.
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            return
-        finally:
-            self._slots.release()
-            self._wake_scheduler()
-        if result is not None:
-            await self._queue.put(result)
+            while True:
+                try:
+                    item = await self._pull()
+                except StopAsyncIteration:
+                    return
+                key = self._plan(item)
+                if key is not None:
+                    self._not_started.append(key)
+        except Exception as error:
+            if self._error is None:
+                self._error = error
 
     # -- one item -------------------------------------------------------------------------
 
@@ -421,7 +448,10 @@ class Crawl(Generic[T]):
                 first_failure: Exception | None = error
             else:
                 return self._result(item, key, outcome, attempts)
-            async for attempt in retrying(policy, deadline=self._deadline_at, rng=self._rng):
+            controller = retrying(
+                policy, deadline=self._deadline_at, rng=self._rng, sleep=self._wait
+            )
+            async for attempt in controller:
                 with attempt:
                     if first_failure is not None:
                         replayed, first_failure = first_failure, None
@@ -443,6 +473,17 @@ class Crawl(Generic[T]):
             return self._result(item, key, failed, attempts)
         return self._result(item, key, outcome, attempts)
 
+    async def _wait(self, seconds: float) -> None:
+        """A back-off wait that a stop cuts short (the item then stays remaining)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
     def _result(self, item: T, key: str, outcome: FinalOutcome, attempts: int) -> ItemResult[T]:
         return ItemResult(
             item=item, key=key, outcome=outcome, attempts=attempts, finished_at=time.time()
@@ -451,7 +492,15 @@ class Crawl(Generic[T]):
     async def _attempt(self, item: T, request: Request) -> FinalOutcome:
         if self._stopping:
             raise _Stopped
-        admitted = await self._limiter.acquire(request.weight, before=self._deadline_at)
+        # Waiting for the limiter counts as in flight: a stop must not wait for a cooldown.
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            admitted = await self._limiter.acquire(request.weight, before=self._deadline_at)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
         if not admitted:
             raise _OutOfTime
         if self._stopping:
@@ -505,6 +554,9 @@ class Crawl(Generic[T]):
             while tasks:
                 done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
+                    if task.cancelled():
+                        last_error = _OutOfTime()  # abandoned at the deadline's grace
+                        continue
                     error = task.exception()
                     if error is None:
                         return task.result()  # the first answer wins
@@ -567,7 +619,6 @@ class Crawl(Generic[T]):
         if self._fatal is None:
             self._fatal = UpstreamFatalError(redact_text(reason), status=status)
         self._stopping = True
-        self._wake_scheduler()
         current = asyncio.current_task()
         for task in list(self._in_flight):
             if task is not current:
@@ -600,15 +651,6 @@ class Crawl(Generic[T]):
 def _source_failure(error: Exception) -> Failed:
     reason = redact_text(f"source error: {type(error).__name__}: {error}")
     return Failed(reason=reason, status="source_error")
-
-
-async def _as_async(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
 
 
 def run(

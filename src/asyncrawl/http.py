@@ -135,21 +135,23 @@ class AiohttpFetcher:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            async with asyncio.timeout(timeout):
-                async with session.request(
-                    request.method,
-                    request.url,
-                    params=dict(request.params) or None,
-                    headers=dict(request.headers) or None,
-                    data=request.body,
-                ) as answer:
-                    body = await answer.read()
-                    return Response(
-                        status=answer.status,
-                        headers=answer.headers,
-                        body=body,
-                        elapsed=loop.time() - started,
-                    )
+            # aiohttp's own total timeout covers connecting, sending and reading the body, and
+            # costs less per attempt than wrapping the request in asyncio.timeout().
+            async with session.request(
+                request.method,
+                request.url,
+                params=request.params or None,
+                headers=request.headers or None,
+                data=request.body,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as answer:
+                body = await answer.read()
+                return Response(
+                    status=answer.status,
+                    headers=answer.headers,
+                    body=body,
+                    elapsed=loop.time() - started,
+                )
         except (TimeoutError, aiohttp.ClientError) as error:
             # The safe URL is built only on failure: it costs more than the rest of an attempt.
             failure = _fetch_error(error, request.display_url, timeout)
