@@ -514,3 +514,17 @@ def test_property_windows_hold_and_no_admission_is_later_than_needed(
     assert [None if at is None else round(at, 4) for at in got] == [
         None if at is None else round(at, 4) for at in expected
     ]
+
+
+@pytest.mark.looptime
+async def test_try_acquire_admits_only_when_a_send_could_go_now() -> None:
+    limiter = RateLimiter([Rate(2, 10.0)], guard=0.0)
+    assert limiter.try_acquire()
+    assert limiter.try_acquire()
+    assert not limiter.try_acquire()  # the window is full: refused, nothing recorded
+    assert limiter.sent_in_window(10.0) == 2
+    await asyncio.sleep(10.0)
+    assert limiter.try_acquire()
+    limiter.cooldown(5.0)
+    assert not limiter.try_acquire()  # a cooldown holds everyone
+    assert limiter.sent_in_window(10.0) == 1

@@ -264,7 +264,10 @@ class Crawl(Generic[T]):
             self._start()
         if self._closed or self._closed_stream:
             raise StopAsyncIteration
-        entry = await self._queue.get()
+        try:
+            entry = self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            entry = await self._queue.get()
         if entry is _END:
             if not self._entered:
                 # Plain `async for` (no `async with`): the end of the stream ends the run.
@@ -473,6 +476,21 @@ class Crawl(Generic[T]):
             return self._result(item, key, failed, attempts)
         return self._result(item, key, outcome, attempts)
 
+    async def _wait_for_limiter(self, weight: int) -> None:
+        # Waiting for the limiter counts as in flight: a stop must not wait for a cooldown.
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            admitted = await self._limiter.acquire(weight, before=self._deadline_at)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+        if not admitted:
+            raise _OutOfTime
+        if self._stopping:
+            raise _Stopped
+
     async def _wait(self, seconds: float) -> None:
         """A back-off wait that a stop cuts short (the item then stays remaining)."""
         task = asyncio.current_task()
@@ -492,19 +510,8 @@ class Crawl(Generic[T]):
     async def _attempt(self, item: T, request: Request) -> FinalOutcome:
         if self._stopping:
             raise _Stopped
-        # Waiting for the limiter counts as in flight: a stop must not wait for a cooldown.
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        try:
-            admitted = await self._limiter.acquire(request.weight, before=self._deadline_at)
-        finally:
-            if task is not None:
-                self._in_flight.discard(task)
-        if not admitted:
-            raise _OutOfTime
-        if self._stopping:
-            raise _Stopped
+        if not self._limiter.try_acquire(request.weight):
+            await self._wait_for_limiter(request.weight)
         loop = asyncio.get_running_loop()
         sent_at = loop.time()
         self._requests += 1

@@ -183,6 +183,8 @@ class RateLimiter:
             for rate in self.rates
         ]
         self._waiters: deque[_Waiter] = deque()
+        # Weights already checked against every window (the check runs once per weight).
+        self._valid_weights: set[int] = set()
         self._cooling_until = -math.inf
         # The limiter's clock never runs behind a timer that has fired: a loop may fire a timer
         # a clock tick early, and re-checking at that tick would spin without time moving.
@@ -233,11 +235,7 @@ class RateLimiter:
         returns ``False`` without recording anything as soon as admission is known to come later
         than ``before``, and never waits past it.
         """
-        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-            raise ConfigError("weight", f"must be a whole number >= 1, got {weight!r}")
-        too_small = [str(rate) for rate in self.rates if rate.limit < weight]
-        if too_small:
-            raise ConfigError("weight", f"{weight} exceeds the limit of {', '.join(too_small)}")
+        self._check_weight(weight)
         loop = asyncio.get_running_loop()
         now = self._now()
         # Ignores waiters ahead, so it is a lower bound: enough to refuse a hopeless deadline.
@@ -269,6 +267,28 @@ class RateLimiter:
         finally:
             self._waiters.remove(waiter)
             self._wake_head()
+
+    def try_acquire(self, weight: int = 1) -> bool:
+        """Record a send now if every window has room and nobody is waiting; never waits.
+
+        The engine's fast path: most sends find room, and this spares them a coroutine.
+        """
+        self._check_weight(weight)
+        now = self._now()
+        if not self._waiters and self._admission_time(weight, now) <= now:
+            self._record(now, weight)
+            return True
+        return False
+
+    def _check_weight(self, weight: int) -> None:
+        if weight in self._valid_weights:
+            return
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            raise ConfigError("weight", f"must be a whole number >= 1, got {weight!r}")
+        too_small = [str(rate) for rate in self.rates if rate.limit < weight]
+        if too_small:
+            raise ConfigError("weight", f"{weight} exceeds the limit of {', '.join(too_small)}")
+        self._valid_weights.add(weight)
 
     async def _park(
         self, loop: asyncio.AbstractEventLoop, waiter: _Waiter, wake_at: float | None
