@@ -395,3 +395,20 @@ async def test_a_fatal_stop_does_not_wait_for_cooldowns_or_back_off() -> None:
     assert loop.time() - start < 5.0  # not the 1000 s the slow-down asked for
     assert "item-0" in crawl.summary.remaining
     assert_accounted(crawl.summary)
+
+
+@pytest.mark.looptime
+async def test_adaptive_rate_halves_the_window_after_a_slow_down() -> None:
+    async def limit_once(request: Request, attempt: int) -> Response:
+        await asyncio.sleep(0.01)
+        if request.params["id"] == "0" and attempt == 1:
+            return ok_response(429, {"Retry-After": "1"})
+        return ok_response()
+
+    config = CrawlConfig(rates=(Rate(40, 60.0),), adaptive_rate=True, retry=FAST_RETRY)
+    crawl = run(NumberSource(BASE), range(10), fetcher=FakeFetcher(limit_once), config=config)
+    async with crawl:
+        async for _ in crawl:
+            pass
+    assert crawl.limiter.effective_limits() == (20,)
+    assert_accounted(crawl.summary)

@@ -205,3 +205,11 @@ def test_open_store_refuses_malformed_uris_naming_out(uri: str) -> None:
         open_store(uri)
     assert info.value.field == "--out"
     assert "s3://BUCKET" in str(info.value)
+
+
+async def test_a_root_that_is_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    target = tmp_path / "not-a-dir"
+    target.write_text("x")
+    with pytest.raises(ConfigError, match="--out"):
+        async with DirectoryStore(target):
+            pass

@@ -74,6 +74,8 @@ class CrawlConfig:
     per_host: int | None = None
     #: Rate windows that all hold at once ("at most N in any window of W").
     rates: tuple[Rate, ...] = DEFAULT_RATES
+    #: Halve the windows' limits on each "slow down" signal and recover slowly (see limiter).
+    adaptive_rate: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     #: Seconds one HTTP attempt may take, body included.
@@ -149,7 +151,9 @@ class Crawl(Generic[T]):
         self._items = items
         self._fetcher = fetcher
         self._config = config
-        self._limiter = limiter if limiter is not None else RateLimiter(config.rates)
+        if limiter is None:
+            limiter = RateLimiter(config.rates, adaptive=config.adaptive_rate)
+        self._limiter = limiter
         self._breaker = CircuitBreaker(config.breaker)
         self._rng = random.Random(config.seed)  # noqa: S311 - jitter, not cryptography
         self.run_id = run_id

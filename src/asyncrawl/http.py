@@ -40,12 +40,16 @@ class Request:
 
     url: str
     method: str = "GET"
-    params: Mapping[str, str] = field(default_factory=dict)
+    # Not in the dataclass repr: it may hold a secret. __repr__ shows display_url instead.
+    params: Mapping[str, str] = field(default_factory=dict, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = None
     secret_params: frozenset[str] = frozenset()
     weight: int = 1
     idempotent: bool = True
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.display_url})"
 
     @property
     def display_url(self) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from ..errors import SinkError
+from ..errors import ConfigError, SinkError
 from .layout import validate_key, validate_prefix
 
 __all__ = ["DirectoryStore"]
@@ -43,6 +43,12 @@ class DirectoryStore:
         return f"DirectoryStore({str(self.root)!r})"
 
     async def __aenter__(self) -> Self:
+        # Refuse a root that cannot hold files before a crawl spends requests on results it
+        # could not keep.
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                "--out", f"{self.root} is a file; give a directory or s3://bucket/prefix"
+            )
         return self
 
     async def __aexit__(
