@@ -1,0 +1,538 @@
+"""The Lambda handler end to end: the OpenDART stand-in on loopback, moto's S3, real answers.
+
+The handler runs its own event loop (``asyncio.run``), as it does in Lambda, so these tests are
+plain synchronous functions. The stand-in runs on a second loop in a background thread; its
+arrival times are that loop's clock (``time.monotonic``, the same clock the handler's loops
+read), so rate windows can be checked across invocations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import itertools
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from asyncrawl.aws.answer import CONTENT_TYPE
+from asyncrawl.aws.continuation import ContinuationState, encode
+from asyncrawl.aws.event import settings_from_env
+from asyncrawl.aws.handler import (
+    SAFETY_MARGIN_S,
+    budget_seconds,
+    handler,
+    reset_cold_start_cache,
+)
+from asyncrawl.testing.faults import Arrival, FaultPlan
+from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
+
+if TYPE_CHECKING:
+    from support.moto_s3 import MotoS3
+
+pytest_plugins = ["support.moto_s3"]
+
+API_KEY = "Zq7xK2mP9vB4nR8tW1yL6cH3jF5gD0sA2eU7iO4k"
+OTHER_KEY = "0000000000111111111122222222223333333333"
+BUCKET = "crawl-out"
+PREFIX = "dart/statements"
+BODY_KEYS = {
+    "success",
+    "crawler_type",
+    "run_id",
+    "crawl_result",
+    "s3_upload",
+    "crawl_time",
+    "continuation",
+}
+REPORTS = {"annual": ("11011",), "quarter": ("11013", "11012", "11014", "11011")}
+
+
+# --- the stand-in on its own loop ---------------------------------------------------------------
+
+
+class StandInThread:
+    """An :class:`OpenDartStandIn` served by an event loop in a background thread."""
+
+    def __init__(self, server: OpenDartStandIn) -> None:
+        self.server = server
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._call(server.start())
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
+
+    @property
+    def base_url(self) -> str:
+        """What ``DART_BASE_URL`` is set to."""
+        return self.server.url + "/api/"
+
+    def arrivals(self) -> list[Arrival]:
+        """The server's arrival log, read on its own loop."""
+
+        async def read() -> list[Arrival]:
+            return self.server.arrivals
+
+        result: list[Arrival] = self._call(read())
+        return result
+
+    def close(self) -> None:
+        self._call(self.server.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+
+@pytest.fixture
+def standin() -> Iterator[Callable[..., StandInThread]]:
+    """Start stand-ins with ``standin(plan=..., api_key=...)``; all are stopped afterwards."""
+    started: list[StandInThread] = []
+
+    def start(**options: Any) -> StandInThread:
+        server = StandInThread(OpenDartStandIn(**options))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+# --- the function's environment and context -----------------------------------------------------
+
+
+@dataclass
+class FakeContext:
+    """What Lambda passes as ``context``: the time left and the request id."""
+
+    remaining_ms: int = 900_000
+    aws_request_id: str = "req-0001"
+    asked: list[int] = field(default_factory=list)
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.asked.append(self.remaining_ms)
+        return self.remaining_ms
+
+
+@pytest.fixture(autouse=True)
+def cold_start() -> Iterator[None]:
+    """Each test starts like a fresh container: settings and key are read again."""
+    reset_cold_start_cache()
+    yield
+    reset_cold_start_cache()
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch, **values: str | None) -> None:
+    """The function's environment: defaults below, overridden (or removed with None) by values."""
+    env: dict[str, str | None] = {
+        "CRAWLER_TYPE": "quarter",
+        "S3_BUCKET": BUCKET,
+        "S3_PREFIX": PREFIX,
+        "DART_API_KEY": API_KEY,
+        "DART_API_KEY_PARAM": None,
+        "DART_BASE_URL": None,
+        "COMPANIES_URI": None,
+        "CRAWL_YEARS": "2023",
+        "FS_DIV": None,
+        "RATE": None,
+        "CONCURRENCY": "4",
+        "MAX_SYNC_SECONDS": "30",
+    }
+    env.update(values)
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
+def body_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer's body, after checking the answer's shape is exactly the contract's."""
+    assert set(answer) == {"statusCode", "headers", "body"}
+    assert answer["headers"] == {"Content-Type": CONTENT_TYPE}
+    assert isinstance(answer["body"], str)
+    body: dict[str, Any] = json.loads(answer["body"])
+    assert set(body) >= BODY_KEYS
+    return body
+
+
+def emf_lines(text: str) -> list[dict[str, Any]]:
+    """The EMF records among the JSON lines printed to stdout."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            records.append(json.loads(line))
+    return records
+
+
+def companies(count: int) -> list[dict[str, str]]:
+    return [dict(c) for c in DEMO_COMPANIES[:count]]
+
+
+def planned_keys(
+    rows: list[dict[str, str]], years: list[int], crawler_type: str
+) -> set[tuple[str, int, str, str]]:
+    return {
+        (row["corp_code"], year, report, fs)
+        for row in rows
+        for year in years
+        for report in REPORTS[crawler_type]
+        for fs in ("CFS", "OFS")
+    }
+
+
+def data_object(corp: str, year: int, report: str, fs: str) -> str:
+    return f"{PREFIX}/data/year={year}/report={report}/fs={fs}/{corp}.jsonl.gz"
+
+
+def call_until_done(
+    event: dict[str, Any], context: FakeContext, *, max_calls: int = 40
+) -> list[tuple[int, dict[str, Any]]]:
+    """Invoke as the safe caller does: re-invoke with the continuation until not 206."""
+    answers: list[tuple[int, dict[str, Any]]] = []
+    answer = handler(event, context)
+    while True:
+        body = body_of(answer)
+        answers.append((answer["statusCode"], body))
+        if answer["statusCode"] != 206:
+            return answers
+        assert len(answers) < max_calls, "the run never finished"
+        answer = handler({"run_id": body["run_id"], "continuation": body["continuation"]}, context)
+
+
+# --- 1. a run over several invocations ----------------------------------------------------------
+
+
+def test_run_continues_over_invocations_and_stores_each_item_once(
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    moto_s3.create_bucket(BUCKET, versioned=True)
+    server = standin(plan=FaultPlan(seed=3, latency=0.05, p_503=0.05))
+    set_env(
+        monkeypatch,
+        DART_BASE_URL=server.base_url,
+        CRAWL_YEARS="2022,2023",
+        MAX_SYNC_SECONDS="1.5",
+        CONCURRENCY="4",
+    )
+    rows = companies(10)
+    answers = call_until_done({"companies": rows}, FakeContext())
+
+    codes = [code for code, _ in answers]
+    assert codes[0] == 206
+    assert codes[-1] == 200
+    assert set(codes[:-1]) == {206}
+    bodies = [body for _, body in answers]
+    run_id = bodies[0]["run_id"]
+    assert all(b["run_id"] == run_id and b["crawler_type"] == "quarter" for b in bodies)
+    assert all(b["continuation"] for b in bodies[:-1])
+    assert bodies[-1]["continuation"] is None
+    assert bodies[-1]["success"] is True
+    assert not any(b["success"] for b in bodies[:-1])
+
+    # The parts add up: every planned item finished exactly once, over all invocations.
+    planned = planned_keys(rows, [2022, 2023], "quarter")
+    parts = [b["crawl_result"] for b in bodies]
+    assert parts[0]["planned"] == len(planned) == 160
+    finished = sum(p["ok"] + p["no_data"] + len(p["failed"]) for p in parts)
+    assert finished == len(planned)
+    assert parts[-1]["remaining"] == []
+    for before, after in itertools.pairwise(parts):
+        assert after["planned"] == len(before["remaining"])
+
+    # Every item with data is stored once: one object version, never rewritten.
+    arrivals = server.arrivals()
+    stored = set(moto_s3.keys(f"{PREFIX}/data/", bucket=BUCKET))
+    ok_total = sum(p["ok"] for p in parts)
+    assert len(stored) == ok_total > 0
+    no_data_total = sum(p["no_data"] for p in parts)
+    assert no_data_total > 0
+    for corp, year, report, fs in planned:
+        key = data_object(corp, year, report, fs)
+        if key in stored:
+            assert len(moto_s3.versions(key, bucket=BUCKET)) == 1, key
+    assert len(stored) + no_data_total == len(planned)
+
+    # The stand-in never saw an item again after it had answered it (000 or 013): nothing
+    # finished was fetched twice, across invocations.
+    answered_at: dict[str, int] = {}
+    for index, arrival in enumerate(arrivals):
+        assert arrival.item not in answered_at, f"{arrival.item} fetched again after its answer"
+        if arrival.fault is None:
+            answered_at[arrival.item] = index
+    assert len(answered_at) == len(planned)
+
+    summary = json.loads(
+        moto_s3.client()
+        .get_object(Bucket=BUCKET, Key=f"{PREFIX}/_meta/runs/{run_id}/summary.json")["Body"]
+        .read()
+    )
+    assert summary["planned"] == len(planned)
+    assert summary["ok"] == ok_total
+    assert summary["no_data"] == no_data_total
+    assert summary["remaining"] == []
+
+    # A stored object holds the item's rows.
+    some_key = sorted(stored)[0]
+    data = moto_s3.client().get_object(Bucket=BUCKET, Key=some_key)["Body"].read()
+    first_row = json.loads(gzip.decompress(data).splitlines()[0])
+    assert first_row["corp_code"] == some_key.rsplit("/", 1)[-1].removesuffix(".jsonl.gz")
+
+    # 8. One EMF record per invocation, each with that invocation's counts.
+    records = emf_lines(capsys.readouterr().out)
+    assert len(records) == len(answers)
+    assert [r["ItemsOk"] for r in records] == [p["ok"] for p in parts]
+    assert [r["ItemsRemaining"] for r in records] == [len(p["remaining"]) for p in parts]
+    assert all(r["CrawlerType"] == "quarter" and r["run_id"] == run_id for r in records)
+
+
+# --- 2. the rate window across invocations ------------------------------------------------------
+
+
+def test_rate_window_holds_across_the_invocation_boundary(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(plan=FaultPlan(latency=0.01))
+    # 32 items, 20 sends per 2 s, 1.5 s per invocation: the first invocation spends the window,
+    # so the next one must wait for it to roll over rather than start a fresh one.
+    set_env(
+        monkeypatch,
+        DART_BASE_URL=server.base_url,
+        RATE="20/2s",
+        MAX_SYNC_SECONDS="1.5",
+        CONCURRENCY="8",
+    )
+    answers = call_until_done({"companies": companies(4)}, FakeContext())
+
+    codes = [code for code, _ in answers]
+    assert codes[0] == 206
+    assert codes[-1] == 200
+    assert sum(b["crawl_result"]["ok"] + b["crawl_result"]["no_data"] for _, b in answers) == 32
+    arrivals = server.arrivals()
+    assert len(arrivals) == 32
+    assert server.server.max_in_window(2.0) <= 20
+
+
+# --- 3. bad events ------------------------------------------------------------------------------
+
+
+def _token(run_id: str) -> str:
+    return encode(
+        ContinuationState(
+            run_id=run_id,
+            crawler_type="quarter",
+            years=(2023,),
+            fs_divs=("CFS", "OFS"),
+            remaining=("00126380/2023/11011/CFS",),
+            companies={"00126380": ("005930", "삼성전자")},
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "field_named"),
+    [
+        pytest.param([], "event", id="not-an-object"),
+        pytest.param("go", "event", id="a-string"),
+        pytest.param({"company": []}, "company", id="unknown-key"),
+        pytest.param({"years": "2023"}, "years", id="years-not-a-list"),
+        pytest.param({"years": [1999]}, "years[0]", id="year-too-early"),
+        pytest.param({"years": [2023, 3000]}, "years[1]", id="year-too-late"),
+        pytest.param({"years": [True]}, "years[0]", id="year-a-bool"),
+        pytest.param({"companies": "00126380"}, "companies", id="companies-not-a-list"),
+        pytest.param({"companies": [{"corp_code": "12ab"}]}, "companies[0]", id="bad-corp-code"),
+        pytest.param(
+            {"companies": [{"corp_code": "00126380"}, {"corp_code": "x" * 9}]},
+            "companies[1]",
+            id="second-corp-code-bad",
+        ),
+        pytest.param({"companies": [{"stock_code": "005930"}]}, "companies[0]", id="no-corp-code"),
+        pytest.param({"crawler_type": "monthly"}, "crawler_type", id="unknown-crawler-type"),
+        pytest.param({"crawler_type": 1}, "crawler_type", id="crawler-type-a-number"),
+        pytest.param({"run_id": 5}, "run_id", id="run-id-a-number"),
+        pytest.param({"run_id": "../../etc"}, "run_id", id="run-id-a-path"),
+        pytest.param({"continuation": "garbage"}, "continuation", id="garbage-continuation"),
+        pytest.param({"continuation": "v1.!!!"}, "continuation", id="mangled-continuation"),
+        pytest.param({"continuation": 42}, "continuation", id="continuation-a-number"),
+        pytest.param(
+            {"continuation": _token("run-a"), "run_id": "run-b"},
+            "continuation",
+            id="continuation-of-another-run",
+        ),
+        pytest.param({}, "companies", id="no-company-list-anywhere"),
+        pytest.param(None, "companies", id="null-event-without-companies-uri"),
+    ],
+)
+def test_bad_events_answer_400_naming_the_field(
+    event: object,
+    field_named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    set_env(monkeypatch, DART_BASE_URL="http://127.0.0.1:9/api/")
+    answer = handler(event, FakeContext())
+
+    assert answer["statusCode"] == 400
+    body = body_of(answer)
+    assert body["success"] is False
+    assert body["continuation"] is None
+    assert body["message"].startswith(field_named), body["message"]
+    assert "Traceback" not in answer["body"]
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_continuation_with_contradicting_years_answers_400(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_env(monkeypatch)
+    answer = handler({"continuation": _token("run-a"), "years": [2022]}, FakeContext())
+    assert answer["statusCode"] == 400
+    assert body_of(answer)["message"].startswith("years")
+
+
+# --- 4. a warm container ------------------------------------------------------------------------
+
+
+def test_warm_container_runs_invocation_after_invocation(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(plan=FaultPlan(latency=0.005))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, CRAWLER_TYPE="annual")
+    run_ids = []
+    for index in range(3):
+        row = companies(3)[index]
+        answer = handler(
+            {"companies": [row], "run_id": f"warm-{index}"}, FakeContext(aws_request_id=str(index))
+        )
+        body = body_of(answer)
+        assert answer["statusCode"] == 200, body
+        assert body["crawl_result"]["planned"] == 2
+        assert body["crawl_result"]["ok"] + body["crawl_result"]["no_data"] == 2
+        run_ids.append(body["run_id"])
+    assert run_ids == ["warm-0", "warm-1", "warm-2"]
+    summaries = moto_s3.keys(f"{PREFIX}/_meta/runs/", bucket=BUCKET)
+    for run_id in run_ids:
+        assert f"{PREFIX}/_meta/runs/{run_id}/summary.json" in summaries
+    assert len(server.arrivals()) == 6
+
+
+# --- 5. a fatal upstream ------------------------------------------------------------------------
+
+
+def test_a_refused_key_answers_500_and_never_shows_the_key(
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(api_key=OTHER_KEY)
+    set_env(monkeypatch, DART_BASE_URL=server.base_url)
+    answer = handler({"companies": companies(2)}, FakeContext())
+
+    assert answer["statusCode"] == 500
+    body = body_of(answer)
+    assert body["success"] is False
+    assert body["continuation"] is None
+    assert "010" in body["message"] or "key" in body["message"].lower()
+    assert "Traceback" not in answer["body"]
+    captured = capsys.readouterr()
+    for text in (json.dumps(answer), answer["body"], captured.out, captured.err, caplog.text):
+        assert API_KEY not in text
+    assert any(a.fault is None for a in server.arrivals())
+    stored = moto_s3.keys("", bucket=BUCKET)
+    assert not [k for k in stored if "/data/" in k]
+    for key in stored:
+        data = moto_s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert API_KEY.encode() not in data
+
+
+# --- 6. everything from the environment ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", [None, {}], ids=["null", "empty"])
+def test_an_empty_event_crawls_the_company_list_of_the_environment(
+    event: object,
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    moto_s3.client().put_object(
+        Bucket=moto_s3.bucket,
+        Key="lists/companies.csv",
+        Body="corp_code,stock_code,corp_name\n126380,5930,삼성전자\n00164779,000660,SK하이닉스\n".encode(),
+    )
+    server = standin()
+    set_env(
+        monkeypatch,
+        DART_BASE_URL=server.base_url,
+        CRAWLER_TYPE="annual",
+        COMPANIES_URI=f"s3://{moto_s3.bucket}/lists/companies.csv",
+    )
+    answer = handler(event, FakeContext())
+
+    body = body_of(answer)
+    assert answer["statusCode"] == 200, body
+    assert body["crawler_type"] == "annual"
+    assert body["continuation"] is None
+    assert body["crawl_result"]["planned"] == 4
+    corps = {a.item.split("/")[0] for a in server.arrivals()}
+    assert corps == {"00126380", "00164779"}
+
+
+# --- 7. the budget ------------------------------------------------------------------------------
+
+
+def test_budget_is_the_smaller_of_max_sync_seconds_and_the_time_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_env(monkeypatch, MAX_SYNC_SECONDS="240")
+    settings = settings_from_env(os.environ)
+    assert budget_seconds(settings, FakeContext(remaining_ms=900_000)) == 240.0
+    assert budget_seconds(settings, FakeContext(remaining_ms=60_000)) == 60.0 - SAFETY_MARGIN_S
+    assert budget_seconds(settings, None) == 240.0
+
+
+def test_a_function_about_to_time_out_answers_500_without_crawling(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin()
+    set_env(monkeypatch, DART_BASE_URL=server.base_url)
+    context = FakeContext(remaining_ms=int((SAFETY_MARGIN_S + 0.5) * 1000))
+    answer = handler({"companies": companies(1)}, context)
+
+    assert answer["statusCode"] == 500
+    assert "timeout" in body_of(answer)["message"]
+    assert context.asked
+    assert server.arrivals() == []
+
+
+def test_the_time_left_caps_the_budget_below_max_sync_seconds(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(plan=FaultPlan(latency=0.05))
+    # MAX_SYNC_SECONDS alone would let all 80 items finish (2 at a time, 50 ms each: ~2 s);
+    # the function's time left gives a 1.5 s budget, so it must answer 206.
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="200", CONCURRENCY="2")
+    context = FakeContext(remaining_ms=int((SAFETY_MARGIN_S + 1.5) * 1000))
+    answer = handler({"companies": companies(10)}, context)
+
+    body = body_of(answer)
+    assert answer["statusCode"] == 206, body
+    assert body["crawl_result"]["remaining"]
