@@ -237,3 +237,14 @@ async def test_large_run_state_round_trips(store: BlobStore) -> None:
     assert await read_run_state(store, "run-1", "continuation") == blob
     with pytest.raises(ConfigError):
         await write_run_state(store, "run-1", "../escape", b"x")
+
+
+async def test_damaged_journal_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
+    async with DirectoryStore(tmp_path) as store:
+        journal = RunJournal(store, "run-1")
+        await journal.record("a", "ok")
+        await journal.flush()
+        part = "_meta/runs/run-1/journal/part-000099-deadbeef.jsonl"
+        damaged = b'{"key": "b", "status": "no_data"}\nnot json\n{"key": "c", "status": "odd"}\n'
+        await store.put(part, damaged, content_type="application/x-ndjson")
+        assert await RunJournal(store, "run-1").load() == {"a": "ok", "b": "no_data"}

@@ -53,8 +53,12 @@ T = TypeVar("T")
 _BLOCK_SIGNS = frozenset({"connection_reset", "connection_refused"})
 
 
-def _seconds(value: float | timedelta, name: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _positive_seconds(value: float | timedelta, name: str) -> float:
+    seconds = _seconds(value)
     if not seconds > 0:
         raise ConfigError(name, f"must be a positive number of seconds, got {value!r}")
     return seconds
@@ -104,15 +108,10 @@ class CrawlConfig:
             raise ConfigError("buffer", "must be at least 1")
         # Normalise durations to float seconds (frozen: set through object.__setattr__).
         for name in ("attempt_timeout", "grace", "slowdown_pause"):
-            object.__setattr__(self, name, _seconds(getattr(self, name), name))
+            object.__setattr__(self, name, _positive_seconds(getattr(self, name), name))
         for name in ("deadline", "hedge_after"):
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, _seconds(getattr(self, name), name))
-
-    @property
-    def attempt_timeout_s(self) -> float:
-        """``attempt_timeout`` in seconds."""
-        return float(self.attempt_timeout)  # type: ignore[arg-type]  # normalised in __post_init__
+                object.__setattr__(self, name, _positive_seconds(getattr(self, name), name))
 
 
 class _OutOfTime(Exception):
@@ -291,7 +290,7 @@ class Crawl(Generic[T]):
 
     @property
     def _grace(self) -> float:
-        return float(self._config.grace)  # type: ignore[arg-type]
+        return _seconds(self._config.grace)
 
     def _start(self) -> None:
         if self._started:
@@ -300,7 +299,7 @@ class Crawl(Generic[T]):
         loop = asyncio.get_running_loop()
         self._t0 = loop.time()
         if self._config.deadline is not None:
-            self._deadline_at = self._t0 + float(self._config.deadline)  # type: ignore[arg-type]
+            self._deadline_at = self._t0 + _seconds(self._config.deadline)
             self._timers.append(loop.call_at(self._deadline_at, self.stop))
         if isinstance(self._items, AsyncIterable):
             self._async_items = aiter(self._items)
@@ -557,7 +556,7 @@ class Crawl(Generic[T]):
         first = asyncio.ensure_future(self._fetch(request))
         tasks: set[asyncio.Future[Response]] = {first}
         try:
-            done, _ = await asyncio.wait(tasks, timeout=float(hedge_after))  # type: ignore[arg-type]
+            done, _ = await asyncio.wait(tasks, timeout=_seconds(hedge_after))
             if not done and await self._limiter.acquire(request.weight, before=self._deadline_at):
                 self._requests += 1
                 tasks.add(asyncio.ensure_future(self._fetch(request)))
@@ -580,7 +579,7 @@ class Crawl(Generic[T]):
 
     async def _fetch(self, request: Request) -> Response:
         loop = asyncio.get_running_loop()
-        timeout = self._config.attempt_timeout_s
+        timeout = _seconds(self._config.attempt_timeout)
         cut_by_deadline = False
         if self._deadline_at is not None:
             left = self._deadline_at + self._grace - loop.time()
@@ -618,7 +617,7 @@ class Crawl(Generic[T]):
 
     @property
     def _slowdown_pause(self) -> float:
-        return float(self._config.slowdown_pause)  # type: ignore[arg-type]
+        return _seconds(self._config.slowdown_pause)
 
     def _act(self, verdict: BreakerVerdict) -> None:
         if verdict.action is BreakerAction.PAUSE:

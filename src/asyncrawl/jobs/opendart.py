@@ -82,7 +82,7 @@ async def run_statements_job(
             limiter=limiter,
             run_id=run_id,
             total=total,
-            done={k: v for k, v in done.items() if v in ("ok", "no_data")},  # type: ignore[misc]
+            done=done,
             confirm=True,
         )
         if on_start is not None:

@@ -60,7 +60,7 @@ class RunJournal:
         #: Entries per part: a flush happens when this many are pending.
         self.flush_every = flush_every
         self._prefix = journal_prefix(run_id)
-        self._pending: dict[str, str] = {}
+        self._pending: dict[str, JournalStatus] = {}
         self._next_part = 0
         self._lock = asyncio.Lock()
 
@@ -69,7 +69,7 @@ class RunJournal:
         """How many recorded entries are not yet in a stored part."""
         return len(self._pending)
 
-    async def load(self) -> dict[str, str]:
+    async def load(self) -> dict[str, JournalStatus]:
         """Every finished item of the run so far: ``{key: "ok" | "no_data"}``.
 
         The union of all stored parts (a part written twice changes nothing), then the
@@ -82,20 +82,32 @@ class RunJournal:
             if match:
                 parts.append((int(match.group(1)), key))
         parts.sort()
-        finished: dict[str, str] = {}
+        finished: dict[str, JournalStatus] = {}
         for _number, key in parts:
             data = await self.store.get(key)
             if data is None:
                 continue
             for line in data.splitlines():
-                if not line.strip():
-                    continue
-                entry = orjson.loads(line)
-                finished[entry["key"]] = entry["status"]
+                if line.strip():
+                    self._read_entry(line, key, finished)
         if parts:
             self._next_part = max(self._next_part, parts[-1][0] + 1)
         finished.update(self._pending)
         return finished
+
+    @staticmethod
+    def _read_entry(line: bytes, part: str, finished: dict[str, JournalStatus]) -> None:
+        # A damaged line costs at most a second fetch of its item: skip it, say so, go on.
+        try:
+            entry = orjson.loads(line)
+            item, status = entry["key"], entry["status"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            logger.warning("journal part %s: skipping an unreadable line", part)
+            return
+        if status == "ok" or status == "no_data":
+            finished[str(item)] = status
+        else:
+            logger.warning("journal part %s: skipping unknown status %r", part, status)
 
     async def record(self, key: str, status: JournalStatus) -> None:
         """Note that ``key`` finished with ``status``; flushes when enough are pending.
