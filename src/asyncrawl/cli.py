@@ -234,6 +234,8 @@ async def _crawl(args: argparse.Namespace) -> int:
             )
     summary = result.summary
     document = summary.to_dict()
+    if result.resumed:
+        print(f"resumed run {run_id}: {result.resumed} items were finished earlier, not fetched")
     _print_summary(document, where=f"{args.out.rstrip('/')}/{result.summary_key}")
     if args.summary is not None:
         try:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from ..engine import CrawlConfig, run
@@ -41,7 +42,6 @@ class JobResult:
     sink_error: SinkError | None = None
     #: Items already finished by an earlier part of this run (resumed from its journal).
     resumed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _data_key(result: ItemResult[Any]) -> str:
@@ -73,7 +73,7 @@ async def run_statements_job(
     sink = RecordSink(store, data_key=_data_key, journal=journal)
     fatal: UpstreamFatalError | None = None
     sink_error: SinkError | None = None
-    async with _fetcher(fetcher) as http:
+    async with _open_fetcher(fetcher) as http:
         crawl = run(
             source,
             items,
@@ -116,19 +116,11 @@ async def _finish(sink: RecordSink, store: BlobStore, run_id: str, summary: RunS
     await write_summary(store, run_id, summary.to_dict())
 
 
-class _fetcher:
-    """Use the given fetcher as is, or open an AiohttpFetcher for this job."""
-
-    def __init__(self, given: Fetcher | None) -> None:
-        self._given = given
-        self._owned: AiohttpFetcher | None = None
-
-    async def __aenter__(self) -> Fetcher:
-        if self._given is not None:
-            return self._given
-        self._owned = AiohttpFetcher()
-        return await self._owned.__aenter__()
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._owned is not None:
-            await self._owned.aclose()
+@asynccontextmanager
+async def _open_fetcher(given: Fetcher | None) -> AsyncIterator[Fetcher]:
+    """Use the given fetcher as it is, or open an AiohttpFetcher for this job only."""
+    if given is not None:
+        yield given
+        return
+    async with AiohttpFetcher() as fetcher:
+        yield fetcher
