@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from asyncrawl.aws.answer import CONTENT_TYPE
-from asyncrawl.aws.continuation import ContinuationState, encode
+from asyncrawl.aws.continuation import ContinuationState, encode, spill_key
 from asyncrawl.aws.event import settings_from_env
 from asyncrawl.aws.handler import (
     SAFETY_MARGIN_S,
@@ -296,6 +296,30 @@ def test_run_continues_over_invocations_and_stores_each_item_once(
     assert all(r["CrawlerType"] == "quarter" and r["run_id"] == run_id for r in records)
 
 
+def test_replaying_a_continuation_fetches_and_stores_nothing_again(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # botocore re-invokes a function whose answer it lost (LAMBDA-HANG.md): the same
+    # continuation arrives twice. Items the run already stored must not be fetched again.
+    moto_s3.create_bucket(BUCKET, versioned=True)
+    server = standin(plan=FaultPlan(latency=0.05))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
+    answers = call_until_done({"companies": companies(10)}, FakeContext())
+    assert len(answers) >= 2
+    first = answers[0][1]
+    fetched = len(server.arrivals())
+    stored = moto_s3.keys(f"{PREFIX}/data/", bucket=BUCKET)
+
+    replay = handler(
+        {"run_id": first["run_id"], "continuation": first["continuation"]}, FakeContext()
+    )
+
+    assert replay["statusCode"] == 200, replay["body"]
+    assert len(server.arrivals()) == fetched
+    for key in stored:
+        assert len(moto_s3.versions(key, bucket=BUCKET)) == 1, key
+
+
 # --- 2. the rate window across invocations ------------------------------------------------------
 
 
@@ -536,3 +560,196 @@ def test_the_time_left_caps_the_budget_below_max_sync_seconds(
     body = body_of(answer)
     assert answer["statusCode"] == 206, body
     assert body["crawl_result"]["remaining"]
+
+
+# --- what the function's own setup gets wrong is a 500, not the caller's 400 --------------------
+
+
+def test_a_missing_companies_uri_object_is_the_function_s_fault(
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin()
+    set_env(
+        monkeypatch,
+        DART_BASE_URL=server.base_url,
+        COMPANIES_URI=f"s3://{moto_s3.bucket}/lists/missing.csv",
+    )
+    answer = handler({}, FakeContext())
+
+    assert answer["statusCode"] == 500
+    message = body_of(answer)["message"]
+    assert "COMPANIES_URI" in message
+    assert message.startswith("function misconfigured")
+    assert server.arrivals() == []
+    (record,) = emf_lines(capsys.readouterr().out)
+    assert record["Fatal"] == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CRAWLER_TYPE", "monthly"),
+        ("MAX_SYNC_SECONDS", "400"),
+        ("CONCURRENCY", "many"),
+        ("RATE", "fast"),
+        ("CRAWL_YEARS", "1999"),
+        ("DART_BASE_URL", "opendart.fss.or.kr"),
+        ("COMPANIES_URI", "companies.csv"),
+    ],
+)
+def test_a_misconfigured_function_answers_500_naming_the_variable(
+    variable: str,
+    value: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    set_env(monkeypatch, **{variable: value})
+    answer = handler({"companies": companies(1)}, FakeContext())
+
+    assert answer["statusCode"] == 500
+    message = body_of(answer)["message"]
+    assert message.startswith(f"function misconfigured: {variable}"), message
+    (record,) = emf_lines(capsys.readouterr().out)
+    assert record["Fatal"] == 1
+
+
+def test_a_missing_bucket_answers_500_with_one_fatal_metric(
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = standin()
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, S3_BUCKET="no-such-bucket")
+    answer = handler({"companies": companies(1)}, FakeContext())
+
+    assert answer["statusCode"] == 500
+    body = body_of(answer)
+    assert "no-such-bucket" in body["message"]
+    assert "Traceback" not in answer["body"]
+    (record,) = emf_lines(capsys.readouterr().out)
+    assert record["Fatal"] == 1
+    assert record["CrawlerType"] == "quarter"
+
+
+def test_a_refused_key_prints_one_fatal_metric(
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(api_key=OTHER_KEY)
+    set_env(monkeypatch, DART_BASE_URL=server.base_url)
+    assert handler({"companies": companies(1)}, FakeContext())["statusCode"] == 500
+    (record,) = emf_lines(capsys.readouterr().out)
+    assert record["Fatal"] == 1
+
+
+def test_an_unexpected_error_still_answers_in_the_contract_s_shape(
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin()
+    set_env(monkeypatch, DART_BASE_URL=server.base_url)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"a bug that mentions {API_KEY}")
+
+    monkeypatch.setattr("asyncrawl.jobs.opendart.run_statements_job", broken)
+    answer = handler({"companies": companies(1)}, FakeContext(aws_request_id="req-bug"))
+
+    assert answer["statusCode"] == 500
+    body = body_of(answer)
+    assert "RuntimeError" in body["message"]
+    assert "req-bug" in body["message"]
+    assert "Traceback" not in answer["body"]
+    out = capsys.readouterr().out
+    assert API_KEY not in answer["body"]
+    assert API_KEY not in out
+    (record,) = emf_lines(out)
+    assert record["Fatal"] == 1
+
+
+# --- continuations the store cannot back -------------------------------------------------------
+
+
+def test_a_continuation_whose_saved_state_is_gone_answers_400(
+    moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    set_env(monkeypatch, DART_BASE_URL="http://127.0.0.1:9/api/")
+    pointer = encode(
+        ContinuationState(
+            run_id="run-a",
+            crawler_type="quarter",
+            years=(2023,),
+            fs_divs=("CFS", "OFS"),
+            invocation=2,
+            state_key=spill_key("run-a", 2),
+        )
+    )
+    answer = handler({"continuation": pointer}, FakeContext())
+
+    assert answer["statusCode"] == 400
+    message = body_of(answer)["message"]
+    assert message.startswith("continuation: ")
+    assert "missing" in message
+    assert "continuation: continuation" not in message
+
+
+def test_a_continuation_with_a_malformed_item_answers_400(
+    moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    set_env(monkeypatch, DART_BASE_URL="http://127.0.0.1:9/api/")
+    token = encode(
+        ContinuationState(
+            run_id="run-a",
+            crawler_type="quarter",
+            years=(2023,),
+            fs_divs=("CFS", "OFS"),
+            remaining=("00126380/2023/99999/CFS",),
+        )
+    )
+    answer = handler({"continuation": token}, FakeContext())
+
+    assert answer["statusCode"] == 400
+    assert body_of(answer)["message"].startswith("continuation")
+
+
+# --- the key from SSM ---------------------------------------------------------------------------
+
+
+def test_the_key_is_read_from_ssm_and_never_shown(
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    moto_s3.client("ssm").put_parameter(
+        Name="/asyncrawl/dart-key", Value=API_KEY, Type="SecureString"
+    )
+    server = standin(api_key=API_KEY)
+    set_env(
+        monkeypatch,
+        DART_BASE_URL=server.base_url,
+        DART_API_KEY=None,
+        DART_API_KEY_PARAM="/asyncrawl/dart-key",
+        CRAWLER_TYPE="annual",
+    )
+    answer = handler({"companies": companies(2)}, FakeContext())
+
+    assert answer["statusCode"] == 200, answer["body"]
+    assert body_of(answer)["crawl_result"]["planned"] == 4
+    captured = capsys.readouterr()
+    assert API_KEY not in answer["body"]
+    assert API_KEY not in captured.out + captured.err

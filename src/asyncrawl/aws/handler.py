@@ -82,7 +82,11 @@ def budget_seconds(settings: HandlerSettings, context: Any) -> float:
 
 
 def handler(event: object, context: Any = None) -> dict[str, Any]:
-    """The Lambda entry point: see the module docstring for the answers."""
+    """The Lambda entry point: see the module docstring for the answers.
+
+    Whatever goes wrong, the answer keeps the contract's shape (never a stack trace), and
+    every 500 prints one EMF record with ``Fatal`` 1 so an alarm on it sees every failure.
+    """
     configure_json_logging()
     started = time.monotonic()
     try:
@@ -91,35 +95,46 @@ def handler(event: object, context: Any = None) -> dict[str, Any]:
     except EventError as error:
         return bad_request(str(error))
     except ConfigError as error:  # the function's own environment is wrong: not the caller's
+        _emit_metrics(os.environ.get("CRAWLER_TYPE") or "unknown", None, None, fatal=True)
         return fatal(f"function misconfigured: {error}")
     run_id = work.run_id or new_run_id()
     request_id = getattr(context, "aws_request_id", None)
+
+    def failed(message: str) -> dict[str, Any]:
+        _emit_metrics(work.crawler_type, None, run_id, fatal=True)
+        return fatal(message, crawler_type=work.crawler_type, run_id=run_id)
+
     with log_context(run_id=run_id, aws_request_id=request_id):
         try:
             api_key = load_api_key(os.environ)
         except AsyncrawlError as error:
-            return fatal(str(error), crawler_type=work.crawler_type, run_id=run_id)
+            return failed(str(error))
         budget = budget_seconds(settings, context)
         if budget <= 1.0:
-            return fatal(
+            return failed(
                 f"no time to work: {budget:.1f} s left after the safety margin; raise the "
-                "function's timeout",
-                crawler_type=work.crawler_type,
-                run_id=run_id,
+                "function's timeout"
             )
         try:
             return asyncio.run(_invoke(work, settings, api_key, run_id, budget, started))
         except EventError as error:
             return bad_request(str(error), crawler_type=work.crawler_type, run_id=run_id)
         except ContinuationError as error:
+            problem = str(error).removeprefix("continuation: ")
             return bad_request(
-                f"continuation: {error}", crawler_type=work.crawler_type, run_id=run_id
+                f"continuation: {problem}", crawler_type=work.crawler_type, run_id=run_id
             )
-        except ConfigError as error:
-            return bad_request(str(error), crawler_type=work.crawler_type, run_id=run_id)
+        except ConfigError as error:  # COMPANIES_URI, DART_BASE_URL...: the function's setup
+            return failed(f"function misconfigured: {error}")
         except AsyncrawlError as error:
             log.exception("invocation failed")
-            return fatal(str(error), crawler_type=work.crawler_type, run_id=run_id)
+            return failed(str(error))
+        except Exception as error:  # a bug: still answer in the contract's shape, never a trace
+            log.exception("invocation failed")
+            return failed(
+                f"internal error ({type(error).__name__}); see the function's log for "
+                f"request {request_id}"
+            )
 
 
 def _engine_config(settings: HandlerSettings, budget: float) -> CrawlConfig:
@@ -185,7 +200,8 @@ async def _invoke(
 
             continuation = await encode_or_spill(state, put)
     crawl_time = round(time.monotonic() - started, 3)
-    _emit_metrics(work.crawler_type, part, run_id, fatal=result.fatal is not None)
+    stopped = result.fatal is not None or result.sink_error is not None
+    _emit_metrics(work.crawler_type, part, run_id, fatal=stopped)
     s3_upload = {
         "bucket": settings.s3_bucket,
         "prefix": settings.s3_prefix,
@@ -230,7 +246,10 @@ async def _plan(
             code: Company(corp_code=code, stock_code=stock or None, corp_name=name or None)
             for code, (stock, name) in state.companies.items()
         }
-        items = [item_from_key(key, companies) for key in state.remaining]
+        try:
+            items = [item_from_key(key, companies) for key in state.remaining]
+        except ConfigError as error:  # the token passed its checks but names no real item
+            raise ContinuationError(f"continuation: {error}") from None
         return items, companies, state
     if work.companies is not None:
         company_list = list(work.companies)
@@ -268,18 +287,21 @@ def _cumulative(part: RunSummary, totals: RunTotals) -> Mapping[str, Any]:
     return document
 
 
-def _emit_metrics(crawler_type: str, part: RunSummary, run_id: str, *, fatal: bool) -> None:
+def _emit_metrics(
+    crawler_type: str, part: RunSummary | None, run_id: str | None, *, fatal: bool
+) -> None:
+    """Print the invocation's EMF record; ``part`` is None when nothing was crawled."""
     emit_emf(
         emf_record(
             crawler_type=crawler_type,
-            ok=part.ok,
-            no_data=part.no_data,
-            failed=len(part.failed),
-            remaining=len(part.remaining),
-            requests=part.requests,
-            retries=part.retries,
-            slowdowns=part.status_counts.get("020", 0),
+            ok=part.ok if part else 0,
+            no_data=part.no_data if part else 0,
+            failed=len(part.failed) if part else 0,
+            remaining=len(part.remaining) if part else 0,
+            requests=part.requests if part else 0,
+            retries=part.retries if part else 0,
+            slowdowns=part.status_counts.get("020", 0) if part else 0,
             fatal=fatal,
-            properties={"run_id": run_id},
+            properties={"run_id": run_id} if run_id else None,
         )
     )
