@@ -753,3 +753,45 @@ def test_the_key_is_read_from_ssm_and_never_shown(
     captured = capsys.readouterr()
     assert API_KEY not in answer["body"]
     assert API_KEY not in captured.out + captured.err
+
+
+# --- a continuation too large for the token -----------------------------------------------------
+
+
+def test_a_large_remainder_is_spilled_to_the_store_and_picked_up_again(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET, versioned=True)
+    server = standin(plan=FaultPlan(latency=0.02))
+    set_env(
+        monkeypatch,
+        DART_BASE_URL=server.base_url,
+        CRAWLER_TYPE="annual",
+        MAX_SYNC_SECONDS="1.5",
+        CONCURRENCY="8",
+    )
+    rows = [
+        {
+            "corp_code": f"{10_000_000 + 7919 * i:08d}",
+            "stock_code": f"{i:06d}",
+            "corp_name": f"회사{i}",
+        }
+        for i in range(6000)
+    ]
+    first = body_of(handler({"companies": rows}, FakeContext()))
+    assert first["continuation"] is not None
+    run_id = first["run_id"]
+    spilled = moto_s3.keys(f"{PREFIX}/_meta/runs/{run_id}/state/", bucket=BUCKET)
+    assert spilled == [f"{PREFIX}/_meta/runs/{run_id}/state/continuation-1.json"]
+    assert len(first["continuation"]) < 1024
+    before = server.arrivals()
+
+    second = handler({"run_id": run_id, "continuation": first["continuation"]}, FakeContext())
+
+    body = body_of(second)
+    assert second["statusCode"] == 206
+    assert body["crawl_result"]["planned"] == len(first["crawl_result"]["remaining"])
+    assert body["crawl_result"]["ok"] + body["crawl_result"]["no_data"] > 0
+    after = server.arrivals()[len(before) :]
+    assert after
+    assert not {a.item for a in before}.intersection(a.item for a in after)
