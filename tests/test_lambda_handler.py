@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import asyncrawl.aws.handler as handler_module
+import asyncrawl.jobs.opendart as jobs_module
 from asyncrawl.aws.answer import CONTENT_TYPE
 from asyncrawl.aws.continuation import ContinuationState, encode, spill_key
 from asyncrawl.aws.event import settings_from_env
@@ -519,6 +521,37 @@ def test_an_empty_event_crawls_the_company_list_of_the_environment(
 
 
 # --- 7. the budget ------------------------------------------------------------------------------
+
+
+def test_time_spent_before_crawling_comes_out_of_the_budget(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loading a long company list or a spilled continuation takes time; the crawl's deadline
+    # must be what is left of the budget, not the whole budget again.
+    moto_s3.create_bucket(BUCKET)
+    server = standin(plan=FaultPlan(latency=0.05))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
+    real_plan = handler_module._plan
+    real_job = jobs_module.run_statements_job
+    planning = 0.6
+    deadlines: list[float | None] = []
+
+    async def slow_plan(*args: Any) -> Any:
+        await asyncio.sleep(planning)
+        return await real_plan(*args)
+
+    async def spy_job(*args: Any, **kwargs: Any) -> Any:
+        deadlines.append(kwargs["config"].deadline)
+        return await real_job(*args, **kwargs)
+
+    monkeypatch.setattr(handler_module, "_plan", slow_plan)
+    monkeypatch.setattr(jobs_module, "run_statements_job", spy_job)
+    answer = handler({"companies": companies(10)}, FakeContext())
+
+    assert answer["statusCode"] == 206, answer["body"]
+    (deadline,) = deadlines
+    assert deadline is not None
+    assert deadline <= 1.5 - planning
 
 
 def test_budget_is_the_smaller_of_max_sync_seconds_and_the_time_left(

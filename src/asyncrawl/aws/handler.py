@@ -138,6 +138,7 @@ def handler(event: object, context: Any = None) -> dict[str, Any]:
 
 
 def _engine_config(settings: HandlerSettings, budget: float) -> CrawlConfig:
+    budget = max(budget, 0.1)  # planning ate it all: crawl a moment, hand the rest back (206)
     # Of the budget, keep back a grace for attempts in flight and time to flush what was
     # fetched (journal, summary, continuation), so the answer leaves before the budget ends.
     grace = min(2.0, budget * 0.1)
@@ -172,7 +173,9 @@ async def _invoke(
             source=source,
             store=store,
             run_id=run_id,
-            config=_engine_config(settings, budget),
+            # The budget runs from the invocation's start: planning (a long company list, a
+            # spilled continuation) has already used some of it.
+            config=_engine_config(settings, budget - (time.monotonic() - started)),
             total=len(items),
             limiter=limiter,
         )
