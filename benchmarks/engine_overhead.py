@@ -107,6 +107,53 @@ async def _engine(base: str, requests: int, concurrency: int) -> float:
     return elapsed
 
 
+class _BareFetcher:
+    """The least a Fetcher can be: no per-attempt timeout, no error mapping (``--breakdown``)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def fetch(self, request: Request, *, timeout: float) -> Response:
+        async with self._session.get(request.url, params=request.params) as answer:
+            body = await answer.read()
+            return Response(status=answer.status, headers=answer.headers, body=body)
+
+
+async def _engine_bare_fetcher(base: str, requests: int, concurrency: int) -> float:
+    """The engine over :class:`_BareFetcher`: the engine's own share of the overhead."""
+    config = CrawlConfig(concurrency=concurrency, rates=(Rate(10**9, 1.0),))
+    connector = aiohttp.TCPConnector(limit=POOL_SIZE, enable_cleanup_closed=True)
+    async with aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        headers={"User-Agent": USER_AGENT},
+    ) as session:
+        started = time.perf_counter()
+        crawl = run(
+            _CountSource(base), range(requests), fetcher=_BareFetcher(session), config=config
+        )
+        async with crawl:
+            async for _ in crawl:
+                pass
+        return time.perf_counter() - started
+
+
+async def _gather_fetcher(base: str, requests: int, concurrency: int) -> float:
+    """The baseline's semaphore and gather calling AiohttpFetcher: the fetcher's share."""
+    source = _CountSource(base)
+    async with AiohttpFetcher(pool_size=POOL_SIZE, user_agent=USER_AGENT) as fetcher:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def get(item: int) -> Outcome:
+            async with gate:
+                answer = await fetcher.fetch(source.request(item), timeout=30.0)
+                return source.classify(item, answer)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(get(item) for item in range(requests)))
+        return time.perf_counter() - started
+
+
 Contender = Callable[[str, int, int], Coroutine[Any, Any, float]]
 
 
@@ -131,6 +178,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5, help="measured runs of each (5)")
     parser.add_argument("--warmup", type=int, default=500, help="GETs per warm-up run (500)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also measure gather + AiohttpFetcher and the engine over a bare aiohttp fetcher, "
+        "to split the overhead between the fetcher and the engine",
+    )
     args = parser.parse_args(argv)
     for name in ("requests", "concurrency", "runs"):
         if getattr(args, name) < 1:
@@ -144,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when the engine reaches the threshold, 1 when it does not."""
     args = _arguments(argv)
     contenders: dict[str, Contender] = {"baseline": _baseline, "engine": _engine}
+    if args.breakdown:
+        contenders["fetcher"] = _gather_fetcher
+        contenders["bare"] = _engine_bare_fetcher
     rates: dict[str, list[float]] = {name: [] for name in contenders}
     cpu: dict[str, list[float]] = {name: [] for name in contenders}
     print(
@@ -169,11 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     passed = ratio >= THRESHOLD
     baseline_cpu = statistics.median(cpu["baseline"])
     engine_cpu = statistics.median(cpu["engine"])
-    for label, rps, cpu_us in (
-        ("baseline (aiohttp + semaphore)", baseline, baseline_cpu),
-        ("engine (asyncrawl.run)", engine, engine_cpu),
-    ):
-        print(f"median {label:31} {rps:8.0f} req/s {cpu_us:6.1f} us CPU/req")
+    labels = {
+        "baseline": "baseline (aiohttp + semaphore)",
+        "engine": "engine (asyncrawl.run)",
+        "fetcher": "semaphore + AiohttpFetcher",
+        "bare": "engine over a bare fetcher",
+    }
+    for name in contenders:
+        rps, cpu_us = statistics.median(rates[name]), statistics.median(cpu[name])
+        print(f"median {labels[name]:31} {rps:8.0f} req/s {cpu_us:6.1f} us CPU/req")
     verdict = "PASS" if passed else "FAIL"
     print(f"ratio engine/baseline: {ratio:.3f}  ({verdict}: must be >= {THRESHOLD})")
     if args.json is not None:
@@ -190,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
             "engine_cpu_us_per_request": cpu["engine"],
             "baseline_median_cpu_us": baseline_cpu,
             "engine_median_cpu_us": engine_cpu,
+            "breakdown": {
+                name: {"rps": rates[name], "cpu_us": cpu[name]}
+                for name in contenders
+                if name not in ("baseline", "engine")
+            },
             "threshold": THRESHOLD,
             "passed": passed,
             "cpus": os.cpu_count(),

@@ -1,8 +1,9 @@
 """HTTP as the engine sees it: a Request, a Response, and the Fetcher that turns one into the other.
 
 :class:`AiohttpFetcher` is the real one: one ``aiohttp.ClientSession`` per run (pooling,
-keep-alive), created and closed inside the running loop, with a per-attempt timeout, and errors
-whose text never carries a secret query parameter.
+keep-alive), created and closed inside the running loop, with a per-attempt timeout (one timer
+for all attempts: :mod:`asyncrawl.watchdog`), and errors whose text never carries a secret
+query parameter.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import aiohttp
 
 from .errors import AttemptTimeout, FetchError, TransportError
 from .redact import redact_url
+from .watchdog import AttemptWatchdog
 
 __all__ = [
     "AiohttpFetcher",
@@ -99,6 +101,7 @@ class AiohttpFetcher:
         self._pool_size = pool_size
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._watchdog = AttemptWatchdog()
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(limit=self._pool_size, enable_cleanup_closed=True)
@@ -127,6 +130,7 @@ class AiohttpFetcher:
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
+        self._watchdog.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -138,16 +142,18 @@ class AiohttpFetcher:
             raise RuntimeError("AiohttpFetcher is not open: use 'async with AiohttpFetcher()'")
         loop = asyncio.get_running_loop()
         started = loop.time()
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("AiohttpFetcher.fetch must run in a task")
+        # The timeout covers connecting, sending and reading the whole body.
+        self._watchdog.watch(task, timeout)
         try:
-            # aiohttp's own total timeout covers connecting, sending and reading the body, and
-            # costs less per attempt than wrapping the request in asyncio.timeout().
             async with session.request(
                 request.method,
                 request.url,
                 params=request.params or None,
                 headers=request.headers or None,
                 data=request.body,
-                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as answer:
                 body = await answer.read()
                 return Response(
@@ -156,9 +162,15 @@ class AiohttpFetcher:
                     body=body,
                     elapsed=loop.time() - started,
                 )
+        except asyncio.CancelledError:
+            if not self._watchdog.expired(task):
+                raise
+            failure = _fetch_error(TimeoutError(), request.display_url, timeout)
         except (TimeoutError, aiohttp.ClientError) as error:
             # The safe URL is built only on failure: it costs more than the rest of an attempt.
             failure = _fetch_error(error, request.display_url, timeout)
+        finally:
+            self._watchdog.release(task)
         # Raised here, outside the except block, so that the error links to nothing: aiohttp's
         # exceptions carry the raw URL (key and all) in their text and request_info, and
         # `raise ... from None` only hides them from tracebacks; they stay in __context__,
