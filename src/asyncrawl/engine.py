@@ -28,7 +28,6 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -123,7 +122,6 @@ class _Stopped(Exception):
 
 
 _END = object()
-_NO_LIMIT: AbstractAsyncContextManager[None] = nullcontext()
 
 
 class Crawl(Generic[T]):
@@ -175,6 +173,12 @@ class Crawl(Generic[T]):
 
         self._queue: asyncio.Queue[Any] = asyncio.Queue(config.buffer or 2 * config.concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
+        # Read on every attempt, so worked out once. Each item holds one of `concurrency`
+        # workers and sends one attempt at a time, so without a per_host limit or hedging a
+        # per-host semaphore could never make anyone wait: skip its cost then.
+        self._attempt_timeout = _seconds(config.attempt_timeout)
+        self._hedge_after = None if config.hedge_after is None else _seconds(config.hedge_after)
+        self._host_limited = config.per_host is not None or config.hedge_after is not None
         # Items are read lazily by the workers themselves: a sync iterator needs no lock; an
         # async one does (two tasks may not step one async generator at once).
         self._sync_items: Iterator[T] | None = None
@@ -519,11 +523,13 @@ class Crawl(Generic[T]):
             raise _Stopped
         if not self._limiter.try_acquire(request.weight):
             await self._wait_for_limiter(request.weight)
-        loop = asyncio.get_running_loop()
-        sent_at = loop.time()
+        sent_at = asyncio.get_running_loop().time()
         self._requests += 1
         try:
-            response = await self._send(request)
+            if self._hedge_after is None or not request.idempotent:
+                response = await self._fetch(request)
+            else:
+                response = await self._hedged(request, self._hedge_after)
         except FetchError as error:
             self._count_status(error.status)
             if error.status in _BLOCK_SIGNS:
@@ -552,15 +558,12 @@ class Crawl(Generic[T]):
                 self._stop_fatal(outcome.reason, outcome.status)
                 raise _Stopped
 
-    async def _send(self, request: Request) -> Response:
-        """One attempt, hedged with a second copy when configured and allowed."""
-        hedge_after = self._config.hedge_after
-        if hedge_after is None or not request.idempotent:
-            return await self._fetch(request)
+    async def _hedged(self, request: Request, hedge_after: float) -> Response:
+        """One attempt, with a second copy sent if the first has not answered in time."""
         first = asyncio.ensure_future(self._fetch(request))
         tasks: set[asyncio.Future[Response]] = {first}
         try:
-            done, _ = await asyncio.wait(tasks, timeout=_seconds(hedge_after))
+            done, _ = await asyncio.wait(tasks, timeout=hedge_after)
             if not done and await self._limiter.acquire(request.weight, before=self._deadline_at):
                 self._requests += 1
                 tasks.add(asyncio.ensure_future(self._fetch(request)))
@@ -582,35 +585,30 @@ class Crawl(Generic[T]):
                 task.cancel()
 
     async def _fetch(self, request: Request) -> Response:
-        loop = asyncio.get_running_loop()
-        timeout = _seconds(self._config.attempt_timeout)
+        timeout = self._attempt_timeout
         cut_by_deadline = False
         if self._deadline_at is not None:
-            left = self._deadline_at + self._grace - loop.time()
+            left = self._deadline_at + self._grace - asyncio.get_running_loop().time()
             if left <= 0:
                 raise _OutOfTime
             if left < timeout:
                 timeout, cut_by_deadline = left, True
         task = asyncio.current_task()
-        async with self._host_slot(request):
-            if task is not None:
-                self._in_flight.add(task)
-            try:
+        assert task is not None  # workers and hedge copies are tasks
+        self._in_flight.add(task)
+        try:
+            if not self._host_limited:
                 return await self._fetcher.fetch(request, timeout=timeout)
-            except FetchError:
-                if cut_by_deadline and self._stopping:
-                    raise _OutOfTime from None
-                raise
-            finally:
-                if task is not None:
-                    self._in_flight.discard(task)
+            async with self._host_slot(request.host):
+                return await self._fetcher.fetch(request, timeout=timeout)
+        except FetchError:
+            if cut_by_deadline and self._stopping:
+                raise _OutOfTime from None
+            raise
+        finally:
+            self._in_flight.discard(task)
 
-    def _host_slot(self, request: Request) -> AbstractAsyncContextManager[Any]:
-        if self._config.per_host is None and self._config.hedge_after is None:
-            # One attempt per item at a time, each item holding one of `concurrency` slots: a
-            # per-host limit of `concurrency` could never make anyone wait, so skip its cost.
-            return _NO_LIMIT
-        host = request.host
+    def _host_slot(self, host: str) -> asyncio.Semaphore:
         slot = self._host_slots.get(host)
         if slot is None:
             slot = asyncio.Semaphore(self._config.per_host or self._config.concurrency)

@@ -275,10 +275,20 @@ class RateLimiter:
         """
         self._check_weight(weight)
         now = self._now()
-        if not self._waiters and self._admission_time(weight, now) <= now:
+        if self._waiters or now < self._cooling_until:
+            return False
+        if self.adaptive:
+            admitted = self._admission_time(weight, now) <= now
+        else:
+            # Fixed limits: a send fits now when it fits in every window now.
+            admitted = True
+            for window in self._windows:
+                window.prune(now)
+                if window.total + weight > window.rate.limit:
+                    admitted = False
+        if admitted:
             self._record(now, weight)
-            return True
-        return False
+        return admitted
 
     def _check_weight(self, weight: int) -> None:
         if weight in self._valid_weights:
