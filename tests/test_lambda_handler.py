@@ -9,13 +9,17 @@ read), so rate windows can be checked across invocations.
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
+import importlib.util
 import itertools
 import json
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -454,27 +458,41 @@ def test_continuation_with_contradicting_years_answers_400(
 
 
 def test_warm_container_runs_invocation_after_invocation(
-    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     moto_s3.create_bucket(BUCKET)
     server = standin(plan=FaultPlan(latency=0.005))
     set_env(monkeypatch, DART_BASE_URL=server.base_url, CRAWLER_TYPE="annual")
     run_ids = []
-    for index in range(3):
-        row = companies(3)[index]
-        answer = handler(
-            {"companies": [row], "run_id": f"warm-{index}"}, FakeContext(aws_request_id=str(index))
-        )
-        body = body_of(answer)
-        assert answer["statusCode"] == 200, body
-        assert body["crawl_result"]["planned"] == 2
-        assert body["crawl_result"]["ok"] + body["crawl_result"]["no_data"] == 2
-        run_ids.append(body["run_id"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for index in range(3):
+            row = companies(3)[index]
+            answer = handler(
+                {"companies": [row], "run_id": f"warm-{index}"},
+                FakeContext(aws_request_id=str(index)),
+            )
+            body = body_of(answer)
+            assert answer["statusCode"] == 200, body
+            assert body["crawl_result"]["planned"] == 2
+            assert body["crawl_result"]["ok"] + body["crawl_result"]["no_data"] == 2
+            run_ids.append(body["run_id"])
+        gc.collect()
+    # Each invocation closed its own session and clients: nothing left behind for GC.
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert run_ids == ["warm-0", "warm-1", "warm-2"]
     summaries = moto_s3.keys(f"{PREFIX}/_meta/runs/", bucket=BUCKET)
     for run_id in run_ids:
         assert f"{PREFIX}/_meta/runs/{run_id}/summary.json" in summaries
     assert len(server.arrivals()) == 6
+    captured = capsys.readouterr()
+    for text in (captured.out, captured.err, caplog.text):
+        assert "Unclosed" not in text
+        assert "Event loop is closed" not in text
 
 
 # --- 5. a fatal upstream ------------------------------------------------------------------------
@@ -853,3 +871,17 @@ def test_a_large_remainder_is_spilled_to_the_store_and_picked_up_again(
     finished_first = {a.item for a in before} - set(first["crawl_result"]["remaining"])
     assert finished_first
     assert not finished_first.intersection(a.item for a in after)
+
+
+# --- the entry point Lambda is configured with --------------------------------------------------
+
+
+def test_the_root_module_is_the_entry_point_lambda_calls() -> None:
+    # Lambda's handler setting is "lambda_handler.handler", imported from the package root.
+    path = Path(__file__).resolve().parent.parent / "lambda_handler.py"
+    spec = importlib.util.spec_from_file_location("lambda_handler", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.handler is handler
