@@ -27,7 +27,7 @@ import pytest
 import asyncrawl.aws.handler as handler_module
 import asyncrawl.jobs.opendart as jobs_module
 from asyncrawl.aws.answer import CONTENT_TYPE
-from asyncrawl.aws.continuation import ContinuationState, encode, spill_key
+from asyncrawl.aws.continuation import ContinuationState, decode, encode, spill_key
 from asyncrawl.aws.event import settings_from_env
 from asyncrawl.aws.handler import (
     SAFETY_MARGIN_S,
@@ -257,6 +257,11 @@ def test_run_continues_over_invocations_and_stores_each_item_once(
     assert all(b["run_id"] == run_id and b["crawler_type"] == "quarter" for b in bodies)
     assert all(b["continuation"] for b in bodies[:-1])
     assert bodies[-1]["continuation"] is None
+    # A token carries only the companies that still have work (it stays small).
+    for body in bodies[:-1]:
+        state = decode(body["continuation"], run_id=run_id)
+        left = {key.partition("/")[0] for key in body["crawl_result"]["remaining"]}
+        assert set(state.companies) == left
     assert bodies[-1]["success"] is True
     assert not any(b["success"] for b in bodies[:-1])
 

@@ -43,9 +43,9 @@ from ..summary import RunSummary
 from .answer import bad_request, crawl_answer, fatal
 from .continuation import ContinuationState, RunTotals, encode_or_spill, resolve
 from .event import CrawlEvent, EventError, HandlerSettings, parse_event, settings_from_env
-from .logs import configure_json_logging, log_context
+from .logs import configure_json_logging, log_context, reset_json_logging
 from .metrics import emf_record, emit_emf
-from .secrets import load_api_key
+from .secrets import clear_cache, load_api_key
 
 __all__ = ["SAFETY_MARGIN_S", "handler", "reset_cold_start_cache"]
 
@@ -60,9 +60,9 @@ def reset_cold_start_cache() -> None:
     """Forget the cached settings and key (tests change the environment between calls)."""
     global _settings
     _settings = None
-    from .secrets import clear_cache
-
     clear_cache()
+    # Give asyncrawl's log records back to the root logger (pytest's caplog reads them there).
+    reset_json_logging()
 
 
 def _cached_settings() -> HandlerSettings:
@@ -184,14 +184,18 @@ async def _invoke(
         await write_summary(store, run_id, _cumulative(part, totals))
         continuation = None
         if part.remaining and result.fatal is None:
+            still_to_do = {key.partition("/")[0] for key in part.remaining}
             state = ContinuationState(
                 run_id=run_id,
                 crawler_type=work.crawler_type,
                 years=work.years,
                 fs_divs=work.fs_divs,
                 remaining=part.remaining,
+                # Only the companies that still have work: the token stays small.
                 companies={
-                    c.corp_code: (c.stock_code or "", c.corp_name or "") for c in companies.values()
+                    c.corp_code: (c.stock_code or "", c.corp_name or "")
+                    for c in companies.values()
+                    if c.corp_code in still_to_do
                 },
                 limiter=limiter.export_state(),
                 invocation=(previous.invocation + 1) if previous else 1,
