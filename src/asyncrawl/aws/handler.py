@@ -215,18 +215,14 @@ async def _invoke(
         "objects_written": part.ok,
         "summary_key": "/".join(p for p in (settings.s3_prefix, result.summary_key) if p),
     }
-    if result.fatal is not None:
-        return fatal(
-            f"upstream refused the run: {result.fatal.reason}",
-            crawler_type=work.crawler_type,
-            run_id=run_id,
-            crawl_result=part.to_dict(),
-            s3_upload=s3_upload,
-            crawl_time=crawl_time,
+    if stopped:
+        problem = (
+            f"upstream refused the run: {result.fatal.reason}"
+            if result.fatal is not None
+            else f"could not store results: {result.sink_error}"
         )
-    if result.sink_error is not None:
         return fatal(
-            f"could not store results: {result.sink_error}",
+            problem,
             crawler_type=work.crawler_type,
             run_id=run_id,
             crawl_result=part.to_dict(),
