@@ -235,7 +235,7 @@ def test_a_finished_run_with_failures_is_not_a_success() -> None:
     )
     assert answer["statusCode"] == 200
     assert body(answer)["success"] is False
-    # Korean stays readable in the body: UTF-8, not \\uXXXX escapes.
+    # Korean stays readable in the body: UTF-8, not \\uNNNN escapes.
     assert "잘못된 값" in answer["body"]
 
 

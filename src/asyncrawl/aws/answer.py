@@ -9,7 +9,7 @@ so a caller reads every answer the same way whatever happened:
 * 400 the event is bad; ``message`` names the field and the fix
 * 500 a fatal error (bad key, IP blocked, quota gone, broken configuration); ``message`` says which
 
-Korean company names stay readable in the body: it is UTF-8 JSON, not ``\\uXXXX`` escapes.
+Korean company names stay readable in the body: it is UTF-8 JSON, not ``\\uNNNN`` escapes.
 """
 
 from __future__ import annotations
