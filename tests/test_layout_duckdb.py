@@ -10,7 +10,13 @@ import duckdb
 
 from asyncrawl.outcomes import Ok
 from asyncrawl.results import ItemResult
-from asyncrawl.sinks import DirectoryStore, RecordSink, RunJournal, data_key, write_summary
+from asyncrawl.sinks import (
+    DirectoryStore,
+    RecordSink,
+    RunJournal,
+    partitioned_key,
+    write_summary,
+)
 
 CRAWLED_AT = "2024-05-01T00:00:00Z"
 COMPANIES = {"00126380": ("005930", "삼성전자"), "00164779": ("000660", "SK하이닉스")}
@@ -38,12 +44,12 @@ def _rows(corp_code: str, year: str, report: str, fs_div: str) -> list[dict[str,
 
 def _data_key(result: ItemResult[dict[str, str]]) -> str:
     item = result.item
-    return data_key(
-        year=item["bsns_year"],
-        report=item["reprt_code"],
-        fs=item["fs_div"],
-        corp_code=item["corp_code"],
-    )
+    partitions = [
+        ("year", item["bsns_year"]),
+        ("report", item["reprt_code"]),
+        ("fs", item["fs_div"]),
+    ]
+    return partitioned_key(partitions, f"{item['corp_code']}.jsonl.gz")
 
 
 async def test_duckdb_reads_the_layout_with_partitions_and_row_columns(tmp_path: Path) -> None:

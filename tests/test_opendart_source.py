@@ -14,7 +14,6 @@ from asyncrawl.errors import ConfigError
 from asyncrawl.http import Response
 from asyncrawl.outcomes import Failed, Fatal, NoData, Ok, Outcome, SlowDown, Transient
 from asyncrawl.redact import redact_text
-from asyncrawl.sinks import layout as sink_layout
 from asyncrawl.source import Source
 from asyncrawl.sources import opendart
 from asyncrawl.sources.opendart import (
@@ -209,16 +208,6 @@ def test_data_key_uses_partitions_that_do_not_repeat_row_fields() -> None:
     partitions = [part.split("=")[0] for part in key.split("/")[1:-1]]
     assert partitions == ["year", "report", "fs"]
     assert set(partitions).isdisjoint([*dart_row(), "fs_div", "stock_code", "crawled_at"])
-
-
-def test_data_key_matches_the_sinks_layout() -> None:
-    for planned in plan_items(companies(2), [2023], "quarter"):
-        assert data_key(planned) == sink_layout.data_key(
-            year=str(planned.bsns_year),
-            report=planned.reprt_code,
-            fs=planned.fs_div,
-            corp_code=planned.company.corp_code,
-        )
 
 
 # --- the source: construction and requests ---------------------------------------------------

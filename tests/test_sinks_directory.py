@@ -16,10 +16,10 @@ from asyncrawl.sinks import (
     RecordSink,
     RunJournal,
     S3Store,
-    data_key,
     decode_jsonl_gz,
     encode_jsonl_gz,
     open_store,
+    partitioned_key,
     summary_key,
 )
 
@@ -35,25 +35,26 @@ def _result(key: str, outcome: Ok | NoData | Failed) -> ItemResult[str]:
 # --- layout -------------------------------------------------------------------------------
 
 
-def test_data_key_follows_the_contract_layout() -> None:
-    key = data_key(year="2023", report="11011", fs="CFS", corp_code="00126380")
+def test_partitioned_key_builds_hive_partitions_under_data() -> None:
+    partitions = [("year", "2023"), ("report", "11011"), ("fs", "CFS")]
+    key = partitioned_key(partitions, "00126380.jsonl.gz")
     assert key == "data/year=2023/report=11011/fs=CFS/00126380.jsonl.gz"
     assert summary_key("run-1") == "_meta/runs/run-1/summary.json"
 
 
 @pytest.mark.parametrize(
-    ("field", "values"),
+    ("field", "partitions", "name"),
     [
-        ("year", {"year": "20/23", "report": "11011", "fs": "CFS", "corp_code": "1"}),
-        ("corp_code", {"year": "2023", "report": "11011", "fs": "CFS", "corp_code": ".."}),
-        ("fs", {"year": "2023", "report": "11011", "fs": "", "corp_code": "1"}),
+        ("year", [("year", "20/23")], "1.jsonl.gz"),
+        ("name", [("year", "2023")], ".."),
+        ("fs", [("fs", "")], "1.jsonl.gz"),
     ],
 )
-def test_data_key_refuses_values_that_would_change_the_path(
-    field: str, values: dict[str, str]
+def test_partitioned_key_refuses_values_that_would_change_the_path(
+    field: str, partitions: list[tuple[str, str]], name: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        data_key(**values)
+        partitioned_key(partitions, name)
     assert info.value.field == field
 
 

@@ -20,8 +20,8 @@ from asyncrawl.sinks import (
     RecordSink,
     RunJournal,
     S3Store,
-    data_key,
     decode_jsonl_gz,
+    partitioned_key,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ def _result(key: str, outcome: Ok | NoData | Failed) -> ItemResult[dict[str, str
 
 
 def _data_key(result: ItemResult[dict[str, str]]) -> str:
-    return data_key(**result.item)
+    item = result.item
+    partitions = [("year", item["year"]), ("report", item["report"]), ("fs", item["fs"])]
+    return partitioned_key(partitions, f"{item['corp_code']}.jsonl.gz")
 
 
 @pytest.fixture(params=["directory", "s3"])

@@ -1,16 +1,15 @@
 """The output layout: every key asyncrawl writes, the same under a directory or an S3 prefix.
 
 ```
-data/year={bsns_year}/report={reprt_code}/fs={fs_div}/{corp_code}.jsonl.gz
+data/{k1}={v1}/{k2}={v2}/.../{name}        (OpenDART: year=/report=/fs=/{corp_code}.jsonl.gz)
 _meta/runs/{run_id}/summary.json
 _meta/runs/{run_id}/journal/part-{NNNNNN}-{random}.jsonl
 _meta/runs/{run_id}/state/{name}
 ```
 
-``data/`` holds nothing but Hive-style partitions, so a Glue crawler or an Athena, DuckDB or
-Spark table can point at it. The partition names (``year``, ``report``, ``fs``) deliberately
-differ from the rows' own ``bsns_year``, ``reprt_code`` and ``fs_div``: Athena rejects a table
-whose partition keys repeat a column.
+``data/`` holds nothing but Hive-style partitions (:func:`partitioned_key`), so a Glue crawler
+or an Athena, DuckDB or Spark table can point at it. Which partitions a job uses is the job's
+business (the OpenDART layout lives in :mod:`asyncrawl.sources.opendart.layout`).
 
 Keys are ``/``-separated and relative to the store's root; :func:`validate_key` is what both
 stores apply, so a key that works on a directory works on S3 and the other way round.
@@ -20,6 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ..errors import ConfigError
@@ -27,9 +27,9 @@ from ..errors import ConfigError
 __all__ = [
     "DATA_PREFIX",
     "META_PREFIX",
-    "data_key",
     "journal_prefix",
     "new_run_id",
+    "partitioned_key",
     "run_prefix",
     "state_key",
     "summary_key",
@@ -94,16 +94,16 @@ def _segment(field: str, value: str) -> str:
     return value
 
 
-def data_key(*, year: str, report: str, fs: str, corp_code: str) -> str:
-    """The data file of one item: ``data/year=…/report=…/fs=…/{corp_code}.jsonl.gz``.
+def partitioned_key(partitions: Sequence[tuple[str, str]], name: str) -> str:
+    """A data file's key under Hive-style partitions: ``data/k1=v1/k2=v2/{name}``.
 
-    The annual report is one item whichever crawl (annual or quarter) fetched it, so both
-    produce this same key and a second fetch replaces the first.
+    Every name and value becomes one path segment, so each is checked: a value that would
+    change the path (``..``, a slash, an empty string) raises ConfigError naming it. The
+    caller picks partition names that do not repeat a field of the rows (Athena rejects a
+    table whose partition keys duplicate a column).
     """
-    return (
-        f"{DATA_PREFIX}year={_segment('year', year)}/report={_segment('report', report)}"
-        f"/fs={_segment('fs', fs)}/{_segment('corp_code', corp_code)}.jsonl.gz"
-    )
+    parts = [f"{_segment(key, key)}={_segment(key, value)}" for key, value in partitions]
+    return DATA_PREFIX + "/".join([*parts, _segment("name", name)])
 
 
 def validate_run_id(run_id: str) -> str:

@@ -42,7 +42,7 @@ class RecordSink:
     ) -> None:
         #: Where data files go.
         self.store = store
-        #: Maps a finished item to its data file's key (see :func:`asyncrawl.sinks.data_key`).
+        #: Maps a finished item to its data file's key (see :func:`.partitioned_key`).
         self.data_key = data_key
         #: The run journal, or ``None`` when the run is not resumable.
         self.journal = journal

@@ -8,6 +8,7 @@ Athena rejects a table whose partition keys repeat a column.
 
 from __future__ import annotations
 
+from ...sinks.layout import DATA_PREFIX, partitioned_key
 from .items import StatementItem
 
 __all__ = [
@@ -15,13 +16,12 @@ __all__ = [
     "data_key",
 ]
 
-#: The prefix every data file lives under; nothing else is stored there.
-DATA_PREFIX = "data/"
-
 
 def data_key(item: StatementItem) -> str:
     """The key (relative to the output root) of ``item``'s gzip-compressed JSON Lines file."""
-    return (
-        f"{DATA_PREFIX}year={item.bsns_year}/report={item.reprt_code}/fs={item.fs_div}/"
-        f"{item.company.corp_code}.jsonl.gz"
+    partitions = (
+        ("year", str(item.bsns_year)),
+        ("report", item.reprt_code),
+        ("fs", item.fs_div),
     )
+    return partitioned_key(partitions, f"{item.company.corp_code}.jsonl.gz")
