@@ -207,6 +207,11 @@ class Crawl(Generic[T]):
     # -- public surface -------------------------------------------------------------------
 
     @property
+    def confirming(self) -> bool:
+        """Whether ok / no-data results count only once :meth:`confirm` is called."""
+        return self._confirm
+
+    @property
     def limiter(self) -> RateLimiter:
         """The run's rate limiter (export its state to resume the same windows later)."""
         return self._limiter

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from .engine import Crawl
@@ -30,7 +31,7 @@ async def deliver(
     *,
     write_concurrency: int = 8,
     max_consecutive_write_errors: int = 3,
-    on_result: Any = None,
+    on_result: Callable[[ItemResult[Any]], None] | None = None,
 ) -> RunSummary:
     """Run ``crawl`` to its end, storing every result in ``sink``; return the run summary.
 
