@@ -15,7 +15,6 @@ from asyncrawl.sinks import (
     BlobStore,
     DirectoryStore,
     RunJournal,
-    S3Store,
     new_run_id,
     read_run_state,
     read_summary,
@@ -25,24 +24,17 @@ from asyncrawl.sinks import (
 )
 
 if TYPE_CHECKING:
-    from support.moto_s3 import MotoS3
+    pass
 
 pytest_plugins = ["support.moto_s3"]
 
 PART = re.compile(r"_meta/runs/run-1/journal/part-\d{6}-[0-9a-f]+\.jsonl")
 
 
-@pytest.fixture(params=["directory", "s3"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, moto_s3: MotoS3
-) -> AsyncIterator[BlobStore]:
-    """An open store of each kind."""
-    if request.param == "directory":
-        async with DirectoryStore(tmp_path) as directory:
-            yield directory
-    else:
-        async with S3Store(moto_s3.bucket, "prefix") as s3:
-            yield s3
+@pytest.fixture
+def store(any_store: BlobStore) -> BlobStore:
+    """An open store of each kind (see support.moto_s3.any_store)."""
+    return any_store
 
 
 class FlakyStore:

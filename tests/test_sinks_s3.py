@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import botocore.retries.standard
@@ -16,7 +15,6 @@ from asyncrawl.outcomes import Failed, NoData, Ok
 from asyncrawl.results import ItemResult
 from asyncrawl.sinks import (
     BlobStore,
-    DirectoryStore,
     RecordSink,
     RunJournal,
     S3Store,
@@ -48,17 +46,10 @@ def _data_key(result: ItemResult[dict[str, str]]) -> str:
     return partitioned_key(partitions, f"{item['corp_code']}.jsonl.gz")
 
 
-@pytest.fixture(params=["directory", "s3"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, moto_s3: MotoS3
-) -> AsyncIterator[BlobStore]:
-    """An open store of each kind: the contract below must hold on both."""
-    if request.param == "directory":
-        async with DirectoryStore(tmp_path) as directory:
-            yield directory
-    else:
-        async with S3Store(moto_s3.bucket, "out/prefix") as s3:
-            yield s3
+@pytest.fixture
+def store(any_store: BlobStore) -> BlobStore:
+    """An open store of each kind (see support.moto_s3.any_store)."""
+    return any_store
 
 
 # --- the same behaviour on both stores ----------------------------------------------------

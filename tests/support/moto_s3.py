@@ -34,12 +34,16 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
+from asyncrawl.sinks import BlobStore, DirectoryStore, S3Store
 
 __all__ = ["MotoS3", "moto_s3", "moto_server_endpoint"]
 
@@ -149,3 +153,16 @@ def moto_s3(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     local = MotoS3(endpoint=endpoint, region=REGION, bucket=BUCKET)
     local.create_bucket(BUCKET)
     return local
+
+
+@pytest.fixture(params=["directory", "s3"])
+async def any_store(
+    request: pytest.FixtureRequest, tmp_path: Path, moto_s3: MotoS3
+) -> AsyncIterator[BlobStore]:
+    """An open store of each kind, so a behaviour is checked on a directory and on S3 alike."""
+    if request.param == "directory":
+        async with DirectoryStore(tmp_path) as directory:
+            yield directory
+    else:
+        async with S3Store(moto_s3.bucket, "out/prefix") as s3:
+            yield s3
