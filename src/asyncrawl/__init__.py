@@ -43,6 +43,7 @@ __all__ = [
     "Source",
     "Transient",
     "TransportError",
+    "Unusable",
     "UpstreamFatalError",
     "deliver",
     "run",
@@ -81,6 +82,7 @@ _EXPORTS: dict[str, str] = {
     "Source": "asyncrawl.source",
     "Transient": "asyncrawl.outcomes",
     "TransportError": "asyncrawl.errors",
+    "Unusable": "asyncrawl.outcomes",
     "UpstreamFatalError": "asyncrawl.errors",
     "deliver": "asyncrawl.pipeline",
     "run": "asyncrawl.engine",
@@ -154,6 +156,7 @@ if TYPE_CHECKING:
     from .outcomes import (
         Transient as Transient,
     )
+    from .outcomes import Unusable as Unusable
     from .pipeline import deliver as deliver
     from .results import ItemResult as ItemResult
     from .retry import RetryPolicy as RetryPolicy
