@@ -27,6 +27,7 @@ __all__ = [
     "FetchError",
     "Fetcher",
     "InputError",
+    "ItemCodec",
     "ItemResult",
     "NoData",
     "Ok",
@@ -66,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "FetchError": "asyncrawl.errors",
     "Fetcher": "asyncrawl.http",
     "InputError": "asyncrawl.errors",
+    "ItemCodec": "asyncrawl.source",
     "ItemResult": "asyncrawl.results",
     "NoData": "asyncrawl.outcomes",
     "Ok": "asyncrawl.outcomes",
@@ -162,6 +164,7 @@ if TYPE_CHECKING:
     from .retry import RetryPolicy as RetryPolicy
     from .sinks.base import BlobStore as BlobStore
     from .sinks.base import Sink as Sink
+    from .source import ItemCodec as ItemCodec
     from .source import Source as Source
     from .summary import RunSummary as RunSummary
 
