@@ -45,7 +45,7 @@ from .redact import redact_text
 from .results import ItemResult
 from .retry import RetryableOutcome, RetryPolicy, is_retryable, retrying
 from .source import Source
-from .summary import FailedItem, RunSummary
+from .summary import FailedItem, LatencyHistogram, RunCounts, RunSummary
 
 __all__ = ["Crawl", "CrawlConfig", "run"]
 
@@ -106,8 +106,17 @@ class CrawlConfig:
     deadline: float | timedelta | None = None
     #: Seconds attempts in flight at the deadline (or a fatal stop) may still finish in.
     grace: float | timedelta = 2.0
-    #: Send a second copy of an idempotent request after this many seconds without an answer.
-    hedge_after: float | timedelta | None = None
+    #: Send a second copy of an idempotent request after this many seconds without an answer;
+    #: ``"auto"``: after the ``hedge_quantile`` of the latencies seen so far (at least
+    #: ``hedge_floor``). Hedges pass the rate limiter, go only when a window has room now, and
+    #: are capped by ``hedge_max_fraction``.
+    hedge_after: float | timedelta | Literal["auto"] | None = None
+    #: Hedges are at most this fraction of the requests sent so far (they spend quota).
+    hedge_max_fraction: float = 0.02
+    #: With ``hedge_after="auto"``: the latency quantile after which a copy is sent.
+    hedge_quantile: float = 0.95
+    #: With ``hedge_after="auto"``: never hedge sooner than this many seconds.
+    hedge_floor: float | timedelta = 0.05
     #: Pause when the upstream says "slow down" without saying for how long.
     slowdown_pause: float | timedelta = 60.0
     #: Finished results held for a slow consumer before workers wait (default 2x concurrency).
@@ -151,9 +160,15 @@ class CrawlConfig:
         ):
             raise ConfigError("seed", f"must be a whole number or None, got {self.seed!r}")
         # Normalise durations to float seconds (frozen: set through object.__setattr__).
-        for name in ("attempt_timeout", "grace", "slowdown_pause"):
+        for name in ("attempt_timeout", "grace", "slowdown_pause", "hedge_floor"):
             object.__setattr__(self, name, _positive_seconds(getattr(self, name), name))
+        for name in ("hedge_max_fraction", "hedge_quantile"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ConfigError(name, f"must be a fraction from 0 to 1, got {value!r}")
         for name in ("deadline", "hedge_after"):
+            if name == "hedge_after" and self.hedge_after == "auto":
+                continue
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _positive_seconds(getattr(self, name), name))
 
@@ -235,11 +250,19 @@ class Crawl(Generic[T]):
         self._queue: asyncio.Queue[Any] = asyncio.Queue(config.buffer or 2 * config.concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         # Read on every attempt, so worked out once. Each item holds one of `concurrency`
-        # workers and sends one attempt at a time, so without a per_host limit or hedging a
-        # per-host semaphore could never make anyone wait: skip its cost then.
+        # workers and sends one attempt at a time, so without a per_host limit a per-host
+        # semaphore could never make anyone wait: skip its cost then. (Hedges are capped
+        # apart, by hedge_max_fraction, and never wait for a slot.)
         self._attempt_timeout = _seconds(config.attempt_timeout)
-        self._hedge_after = None if config.hedge_after is None else _seconds(config.hedge_after)
-        self._host_limited = config.per_host is not None or config.hedge_after is not None
+        self._hedging = config.hedge_after is not None
+        self._hedge_learned = config.hedge_after == "auto"
+        self._hedge_after = (
+            _seconds(config.hedge_floor)
+            if config.hedge_after == "auto" or config.hedge_after is None
+            else _seconds(config.hedge_after)
+        )
+        self._hedge_learned_at = 0  # latencies seen when the learned delay was last worked out
+        self._host_limited = config.per_host is not None
         # Items are read lazily by the workers themselves: a sync iterator needs no lock; an
         # async one does (two tasks may not step one async generator at once).
         self._sync_items: Iterator[T] | None = None
@@ -273,7 +296,8 @@ class Crawl(Generic[T]):
         self._requests = 0
         self._retries = 0
         self._status_counts: dict[str, int] = {}
-        self._latencies: list[float] = []
+        self._latency = LatencyHistogram()
+        self._hedges = 0
 
     # -- public surface -------------------------------------------------------------------
 
@@ -317,9 +341,28 @@ class Crawl(Generic[T]):
             retries=self._retries,
             status_counts=dict(self._status_counts),
             elapsed_s=elapsed,
-            latencies=tuple(self._latencies),
+            latency=self._latency.copy(),
+            hedges=self._hedges,
             fatal=self._fatal.reason if self._fatal else None,
             cancelled=self._cancelled,
+        )
+
+    def counts(self) -> RunCounts:
+        """The run's counters, cheap enough to read on every result (no list is copied)."""
+        return RunCounts(
+            planned=self._planned,
+            ok=self._ok,
+            no_data=self._no_data,
+            failed=len(self._failed),
+            skipped=self._skipped,
+            remaining=len(self._pending)
+            + len(self._unconfirmed)
+            + len(self._discovered)
+            + len(self._not_started),
+            duplicates=self._duplicates,
+            requests=self._requests,
+            retries=self._retries,
+            hedges=self._hedges,
         )
 
     def unfinished_items(self) -> list[T]:
@@ -748,10 +791,10 @@ class Crawl(Generic[T]):
             self._retries += 1
         idempotent = _idempotent(request)
         try:
-            if self._hedge_after is None or not idempotent:
+            if not self._hedging or not idempotent:
                 response = await self._fetch(request)
             else:
-                response = await self._hedged(request, self._hedge_after)
+                response = await self._hedged(request, self._hedge_delay())
         except FetchError as error:
             self._count_status(error.status)
             if error.status in _BLOCK_SIGNS:
@@ -759,7 +802,7 @@ class Crawl(Generic[T]):
             if not idempotent and error.status not in _NOT_SENT:
                 raise _MaybeSent(error) from None
             raise
-        self._latencies.append(response.elapsed)
+        self._latency.record(response.elapsed)
         try:
             outcome = self._source.classify(item, response)
         except Exception as error:  # a Source bug fails this item, not the run
@@ -790,14 +833,41 @@ class Crawl(Generic[T]):
                 self._stop_fatal(outcome.reason, outcome.status)
                 raise _Stopped
 
+    def _hedge_delay(self) -> float:
+        """Seconds before a hedge: fixed, or learned from the latencies seen so far."""
+        if self._hedge_learned:
+            seen = self._latency.count
+            # Worked out again after every 32 answers: a quantile walks the whole histogram.
+            if seen >= self._hedge_learned_at + 32:
+                self._hedge_learned_at = seen
+                self._hedge_after = max(
+                    _seconds(self._config.hedge_floor),
+                    self._latency.quantile(self._config.hedge_quantile),
+                )
+            elif seen < 32:
+                return math.inf  # nothing learned yet: no hedge
+        return self._hedge_after
+
+    def _may_hedge(self, weight: int, host: str) -> bool:
+        """A hedge goes only within its share of the requests and when a window has room now:
+        it must never make a first attempt wait, nor break a rate window."""
+        if self._stopping or (self._hedges + 1) > self._config.hedge_max_fraction * self._requests:
+            return False
+        if self._host_limited and self._host_slot(host).locked():
+            return False  # the host's slots are full: a hedge never waits for one
+        return self._limiter.try_acquire(weight)
+
     async def _hedged(self, request: Request, hedge_after: float) -> Response:
         """One attempt, with a second copy sent if the first has not answered in time."""
+        if math.isinf(hedge_after):
+            return await self._fetch(request)
         first = asyncio.ensure_future(self._fetch(request))
         tasks: set[asyncio.Future[Response]] = {first}
         try:
             done, _ = await asyncio.wait(tasks, timeout=hedge_after)
-            if not done and await self._limiter.acquire(request.weight, before=self._deadline_at):
+            if not done and self._may_hedge(request.weight, request.host):
                 self._requests += 1
+                self._hedges += 1
                 tasks.add(asyncio.ensure_future(self._fetch(request)))
             last_error: BaseException | None = None
             while tasks:
