@@ -14,7 +14,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Final, Protocol, Self, runtime_checkable
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -24,11 +24,16 @@ from .redact import redact_url
 from .watchdog import AttemptWatchdog
 
 __all__ = [
+    "IDEMPOTENT_METHODS",
     "AiohttpFetcher",
     "Fetcher",
     "Request",
     "Response",
 ]
+
+
+#: Methods that are safe to send twice (RFC 9110, section 9.2.2).
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,7 +42,13 @@ class Request:
 
     ``secret_params`` names query parameters whose values must never be shown (they are
     masked in every URL asyncrawl prints). ``weight`` is what one attempt costs in the rate
-    limiter. ``idempotent`` requests may be hedged.
+    limiter.
+
+    ``idempotent`` says whether sending the request twice is safe. Left ``None`` it follows
+    the method (GET, HEAD, PUT, DELETE, OPTIONS and TRACE yes; POST, PATCH and anything else
+    no) and reads as a bool after construction. Only idempotent requests are hedged, and a
+    non-idempotent one is not sent again after an attempt that may have reached the upstream.
+    Set it to ``True`` for a POST that is safe to repeat (a search, a GraphQL query).
     """
 
     url: str
@@ -48,7 +59,12 @@ class Request:
     body: bytes | None = None
     secret_params: frozenset[str] = frozenset()
     weight: int = 1
-    idempotent: bool = True
+    idempotent: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.idempotent is None:
+            # Frozen: set through object.__setattr__, once, at construction.
+            object.__setattr__(self, "idempotent", self.method.upper() in IDEMPOTENT_METHODS)
 
     def __repr__(self) -> str:
         return f"Request({self.method} {self.display_url})"
