@@ -1,11 +1,13 @@
 """Run accounting: every planned item ends in exactly one bucket.
 
-    planned == ok + no_data + len(failed) + len(remaining)
+    planned == ok + no_data + len(failed) + skipped + len(remaining)
 
 ``ok`` and ``no_data`` count only items whose result the consumer confirmed (for a sink: the
 write is durable); ``failed`` items carry their last status and reason; ``remaining`` lists the
 keys of items not finished for any reason (deadline, cancellation, fatal stop, abandoned in
-flight, or a write that was not confirmed), so a later run can finish exactly those.
+flight, or a write that was not confirmed), so a later run can finish exactly those; ``skipped``
+counts what ``max_depth`` / ``max_items`` left out. ``planned`` counts seeds and discovered items
+once per key; ``duplicates`` counts the items whose key was already planned.
 """
 
 from __future__ import annotations
@@ -59,11 +61,17 @@ class RunSummary:
     fatal: str | None = None
     #: True when the run was cancelled (Ctrl-C, task cancellation).
     cancelled: bool = False
+    #: Planned items that ``max_depth`` / ``max_items`` left out.
+    skipped: int = 0
+    #: Items (seeds or discovered) whose key was already planned: the same work, done once.
+    duplicates: int = 0
 
     @property
     def consistent(self) -> bool:
         """Whether every planned item is in exactly one bucket."""
-        return self.planned == self.ok + self.no_data + len(self.failed) + len(self.remaining)
+        return self.planned == (
+            self.ok + self.no_data + len(self.failed) + self.skipped + len(self.remaining)
+        )
 
     @property
     def finished(self) -> bool:
@@ -94,6 +102,8 @@ class RunSummary:
             "no_data": self.no_data,
             "failed": [f.to_dict() for f in self.failed],
             "remaining": list(self.remaining),
+            "skipped": self.skipped,
+            "duplicates": self.duplicates,
             "requests": self.requests,
             "retries": self.retries,
             "status_counts": dict(sorted(self.status_counts.items())),
@@ -125,6 +135,8 @@ def merge_summaries(parts: Iterable[RunSummary]) -> RunSummary:
         no_data=sum(p.no_data for p in items),
         failed=tuple(f for p in items for f in p.failed),
         remaining=last.remaining,
+        skipped=sum(p.skipped for p in items),
+        duplicates=sum(p.duplicates for p in items),
         requests=sum(p.requests for p in items),
         retries=sum(p.retries for p in items),
         status_counts=dict(status_counts),
