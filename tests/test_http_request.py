@@ -41,3 +41,13 @@ def test_request_stays_frozen_and_slotted() -> None:
 def test_the_idempotent_set_is_rfc_9110s() -> None:
     assert {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"} <= IDEMPOTENT_METHODS
     assert not {"POST", "PATCH"} & IDEMPOTENT_METHODS
+
+
+def test_display_url_masks_params_added_to_a_url_with_a_query() -> None:
+    request = Request(
+        url="http://127.0.0.1/x?page=2",
+        params={"api_key": "SECRET"},
+        secret_params=frozenset({"api_key"}),
+    )
+    assert request.display_url == "http://127.0.0.1/x?page=2&api_key=***"
+    assert "SECRET" not in repr(request)

@@ -153,10 +153,9 @@ async def test_redirect_loop_is_answered_not_followed(redirect_loop: str) -> Non
 
 
 async def test_body_too_large_error_hides_the_key() -> None:
-    async with FaultServer() as server:
-        async with AiohttpFetcher(max_body_bytes=4) as fetcher:
-            with pytest.raises(FetchError) as caught:
-                await fetcher.fetch(_request(f"{server.url}/api/x.json"), timeout=5.0)
+    async with FaultServer() as server, AiohttpFetcher(max_body_bytes=4) as fetcher:
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch(_request(f"{server.url}/api/x.json"), timeout=5.0)
     assert caught.value.status == "body_too_large"
     assert "crtfc_key=***" in str(caught.value)
     assert_no_key_in_error(caught.value)

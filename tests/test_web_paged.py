@@ -85,3 +85,18 @@ def test_keys_are_normalised_urls() -> None:
     source = PagedJson()
     assert source.key("HTTP://A.test:80/x#y") == "http://a.test/x"
     assert source.load_item(source.dump_item("http://a.test/x")) == "http://a.test/x"
+
+
+def test_a_secret_echoed_in_the_next_link_never_reaches_a_key() -> None:
+    source = PagedJson(params={"api_key": "SECRET"}, secret_params=frozenset({"api_key"}))
+    outcome = source.classify(
+        "http://a.test/x",
+        _answer(b'{"items": [1], "next": "/x?page=2&api_key=SECRET"}'),
+    )
+    assert isinstance(outcome, Ok)
+    (following,) = outcome.follow
+    assert "SECRET" not in following
+    assert "SECRET" not in source.key("http://a.test/x?api_key=SECRET&page=2")
+    request = source.request(following)
+    assert request.params == {"api_key": "SECRET"}
+    assert "SECRET" not in repr(request)

@@ -80,7 +80,8 @@ class Request:
         """The URL with its query, secrets masked: safe to log."""
         if not self.params:
             return redact_url(self.url, self.secret_params)
-        return redact_url(f"{self.url}?{urlencode(dict(self.params))}", self.secret_params)
+        joiner = "&" if "?" in self.url else "?"
+        return redact_url(f"{self.url}{joiner}{urlencode(dict(self.params))}", self.secret_params)
 
     @property
     def host(self) -> str:

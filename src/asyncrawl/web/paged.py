@@ -13,6 +13,9 @@ the JSON (``"links.next"``). An answer that is not JSON, or not shaped as config
 ``Unusable`` (retried; a streak of them stops the run: the endpoint is wrong).
 
 Items are strings, so the engine's ``ItemCodec`` is trivial (:meth:`PagedJson.dump_item`).
+Credentials in the query go in ``params`` and are named in ``secret_params``: they are added to
+every request, masked in every URL shown, and stripped from discovered next links, so they
+never reach a key, a journal or a continuation.
 A deeply paged API needs ``CrawlConfig.max_depth=None`` (the default): every page is one level
 deeper than the one before.
 """
@@ -47,6 +50,7 @@ class PagedJson:
         next_cursor: str | None = None,
         cursor_param: str = "cursor",
         headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
         secret_params: frozenset[str] = frozenset(),
     ) -> None:
         if not records:
@@ -58,15 +62,18 @@ class PagedJson:
         self._next_cursor = next_cursor.split(".") if next_cursor else None
         self._cursor_param = cursor_param
         self._headers = {"Accept": "application/json", **(headers or {})}
-        self._secret_params = secret_params
+        self._params = dict(params or {})
+        self._secret_params = frozenset(secret_params)
 
     def key(self, item: str) -> str:
-        """The page's normalised URL."""
-        return normalize_url(item)
+        """The page's normalised URL (without secret parameters)."""
+        return normalize_url(_without(item, self._secret_params))
 
     def request(self, item: str) -> Request:
-        """A GET for the page."""
-        return Request(url=item, headers=self._headers, secret_params=self._secret_params)
+        """A GET for the page, with ``params`` (an API key, say) added to its query."""
+        return Request(
+            url=item, params=self._params, headers=self._headers, secret_params=self._secret_params
+        )
 
     def classify(self, item: str, response: Response) -> Outcome:
         """The page's records, and its next page as a follow-up."""
@@ -84,7 +91,9 @@ class PagedJson:
             field = ".".join(self._records)
             return Unusable(reason=f"no list at {field!r} in the answer", status="bad_shape")
         following = self._next(item, data, response)
-        follow = (following,) if following is not None else ()
+        # An API that echoes its key into the next link must not put it into keys and journals:
+        # the key is added again from ``params`` when the page is requested.
+        follow = (_without(following, self._secret_params),) if following is not None else ()
         if not records:
             return NoData(reason="empty page", follow=follow)
         return Ok(payload=records, follow=follow)
@@ -120,6 +129,17 @@ def _field(data: Any, path: list[str]) -> Any:
             return None
         data = data.get(name)
     return data
+
+
+def _without(url: str, names: frozenset[str]) -> str:
+    """``url`` without the query parameters ``names``."""
+    if not names:
+        return url
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _with_param(url: str, name: str, value: str) -> str:
