@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/asyncrawl demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks lambda_handler.py
-	$(BIN)/ruff format --check src tests benchmarks lambda_handler.py
+	$(BIN)/ruff check src tests benchmarks lambda_handler.py examples
+	$(BIN)/ruff format --check src tests benchmarks lambda_handler.py examples
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
