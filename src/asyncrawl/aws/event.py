@@ -288,11 +288,6 @@ def parse_event(event: object, job: Job[Any]) -> CrawlEvent:
     if token is not None and not isinstance(token, str):
         raise EventError("continuation", "must be the string an earlier answer returned")
     fields = {k: v for k, v in given.items() if k in job.event_keys}
-    if token is not None and fields:
-        name = sorted(fields)[0]
-        raise EventError(
-            name, f"leave {name} out when continuing: the continuation carries the run's plan"
-        )
     return CrawlEvent(
         run_id=run_id,
         continuation=token,

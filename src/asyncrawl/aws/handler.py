@@ -286,13 +286,14 @@ def _keys(settings: HandlerSettings, store: BlobStore) -> RunKeys:
 
 
 async def _resume(
-    token: str,
+    work: CrawlEvent,
     job: Job[Any],
     settings: HandlerSettings,
     keys: RunKeys,
     store: BlobStore,
     run_id: str,
 ) -> tuple[Plan[Any], ContinuationState]:
+    token, fields = work.continuation or "", work.fields
     state = await decode(token, keys.lookup, run_id=run_id)
     if state.job != job.name:
         raise ContinuationError(
@@ -300,6 +301,12 @@ async def _resume(
         )
     state = await resolve(state, store.get)
     plan = job.resume(state.params, state.remaining, settings.job_config)
+    check = getattr(job, "check_continuing", None)
+    if fields and callable(check):  # the job says which of its fields may come along
+        check(fields, plan)
+    elif fields:
+        name = sorted(fields)[0]
+        raise EventError(name, f"leave {name} out when continuing: the token carries the plan")
     return plan, state
 
 
@@ -342,7 +349,7 @@ async def _invoke(
         keys = _keys(settings, store)
         state: ContinuationState | None = None
         if work.continuation is not None:
-            plan, state = await _resume(work.continuation, job, settings, keys, store, run_id)
+            plan, state = await _resume(work, job, settings, keys, store, run_id)
         else:
             plan = await job.plan(work.fields, config, store)
         inv.label = plan.label or inv.label

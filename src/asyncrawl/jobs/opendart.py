@@ -294,6 +294,30 @@ class OpenDartJob:
             facts={"total_companies": len({i.company.corp_code for i in items})},
         )
 
+    def check_continuing(self, fields: Mapping[str, Any], plan: Plan[StatementItem]) -> None:
+        """Event fields sent beside a continuation may repeat its plan, never change it."""
+        for name in ("companies", "Items"):
+            if name in fields:
+                raise _event_error(
+                    name, "leave it out when continuing: the continuation has the rest"
+                )
+        if "crawler_type" in fields and _crawler_type(fields["crawler_type"]) != plan.label:
+            raise _event_error(
+                "crawler_type",
+                f"{fields['crawler_type']} contradicts the continuation's {plan.label}; "
+                "leave crawler_type out when continuing",
+            )
+        if "years" in fields:
+            value = fields["years"]
+            years = value if isinstance(value, list) else [value]
+            given = {_year(y, f"years[{i}]", True) for i, y in enumerate(years)}
+            if given != set(plan.params.get("years", ())):
+                raise _event_error(
+                    "years",
+                    f"{sorted(given)} contradicts the continuation's "
+                    f"{list(plan.params.get('years', ()))}; leave years out when continuing",
+                )
+
     def token_params(
         self, plan: Plan[StatementItem], remaining_keys: Sequence[str]
     ) -> Mapping[str, Any]:
