@@ -48,7 +48,14 @@ from .logs import configure_json_logging, log_context, reset_json_logging
 from .metrics import emf_record, emit_emf
 from .secrets import clear_cache
 
-__all__ = ["SAFETY_MARGIN_S", "budget_seconds", "daily_run_id", "handler", "reset_cold_start_cache"]
+__all__ = [
+    "SAFETY_MARGIN_S",
+    "budget_seconds",
+    "daily_run_id",
+    "handler",
+    "reset_cold_start_cache",
+    "run_resumable",
+]
 
 log = logging.getLogger(__name__)
 

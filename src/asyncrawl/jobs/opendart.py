@@ -378,7 +378,8 @@ def _params(
 
 
 #: The registered job.
-JOB = register_job(OpenDartJob(), replace=True)
+JOB = OpenDartJob()
+register_job(JOB, replace=True)
 
 
 # --- the command line's entry -------------------------------------------------------------------
