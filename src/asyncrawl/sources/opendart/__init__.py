@@ -20,13 +20,20 @@ from .items import (
     plan_items,
 )
 from .layout import DATA_PREFIX, data_key
-from .source import DEFAULT_BASE_URL, FATAL_STATUSES, OpenDartSource, check_api_key
+from .source import (
+    DEFAULT_BASE_URL,
+    FATAL_STATUSES,
+    REFUSED_STATUSES,
+    OpenDartSource,
+    check_api_key,
+)
 
 __all__ = [
     "DATA_PREFIX",
     "DEFAULT_BASE_URL",
     "FATAL_STATUSES",
     "FS_DIVS",
+    "REFUSED_STATUSES",
     "REPORT_CODES",
     "Company",
     "CompanyListError",
