@@ -288,7 +288,8 @@ async def _companies(args: argparse.Namespace) -> int:
         companies = await fetch_corp_codes(
             fetcher, api_key=key, base_url=args.base_url or DEFAULT_BASE_URL
         )
-    with args.output.open("w", newline="", encoding="utf-8") as handle:
+    # UTF-8 with a BOM: Korean Excel reads a BOM-less file as CP949 and garbles the names.
+    with args.output.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.writer(handle)
         writer.writerow(["corp_code", "stock_code", "corp_name"])
         for company in companies:

@@ -9,7 +9,15 @@
 
 from __future__ import annotations
 
-from .companies import CompanyListError, RowProblem, load_companies, parse_companies
+from .companies import (
+    CompanyListError,
+    CompanyRow,
+    RowProblem,
+    load_companies,
+    parse_companies,
+    read_company_rows,
+    resolve_companies,
+)
 from .corpcode import OpenDartError, fetch_corp_codes, parse_corp_code_zip
 from .items import (
     FS_DIVS,
@@ -37,6 +45,7 @@ __all__ = [
     "REPORT_CODES",
     "Company",
     "CompanyListError",
+    "CompanyRow",
     "OpenDartError",
     "OpenDartSource",
     "RowProblem",
@@ -49,4 +58,6 @@ __all__ = [
     "parse_companies",
     "parse_corp_code_zip",
     "plan_items",
+    "read_company_rows",
+    "resolve_companies",
 ]
