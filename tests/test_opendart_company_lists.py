@@ -7,6 +7,7 @@ CP949 files with the old Athena columns, files of stock codes alone, and the lis
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import sys
@@ -92,3 +93,81 @@ async def test_companies_writes_utf8_with_a_bom_that_reads_back(tmp_path: Path) 
     listed = parse_companies(data, name="listed.csv")
     assert {c.corp_code for c in listed} >= {c["corp_code"] for c in DEMO_COMPANIES}
     assert "listed companies" in stdout
+
+
+# --- stock codes alone --------------------------------------------------------------------------
+
+
+def stock_codes_file(tmp_path: Path, *codes: str) -> Path:
+    path = tmp_path / "stocks.csv"
+    path.write_text("stock_code\n" + "".join(f"{code}\n" for code in codes), encoding="utf-8")
+    return path
+
+
+def corp_code_downloads(server: OpenDartStandIn) -> int:
+    return sum(arrival.path.endswith("/corpCode.xml") for arrival in server.arrivals)
+
+
+async def test_a_stock_codes_only_list_is_resolved_through_cached_corp_code_xml(
+    tmp_path: Path,
+) -> None:
+    companies = stock_codes_file(tmp_path, *(c["stock_code"] for c in DEMO_COMPANIES))
+    out = tmp_path / "out"
+    async with OpenDartStandIn() as server:
+        code, _, stderr = await asyncrawl(*crawl_args(server, companies, out))
+        asked = {item.split("/")[0] for item in server.attempts_by_item() if "/" in item}
+        downloads_first = corp_code_downloads(server)
+        again, _, again_err = await asyncrawl(
+            *crawl_args(server, companies, out)[:-1], "--run-id=lists-2"
+        )
+        downloads_total = corp_code_downloads(server)
+    assert code == 0, stderr
+    assert again == 0, again_err
+    assert asked >= {c["corp_code"] for c in DEMO_COMPANIES}
+    done = summary(out, "lists")
+    assert done["planned"] == done["ok"] + done["no_data"] == len(DEMO_COMPANIES) * 2
+    # Downloaded once, then read from the cache under _meta/, never under data/.
+    assert (downloads_first, downloads_total) == (1, 1)
+    cached = json.loads((out / "_meta" / "opendart" / "corp_codes.json").read_bytes())
+    assert cached["fetched_at"]
+    assert not list((out / "data").rglob("*.json"))
+    # The rows carry the stock code and the name corpCode.xml gave.
+    first = next((out / "data").rglob("00126380.jsonl.gz"))
+    row = json.loads(gzip.decompress(first.read_bytes()).splitlines()[0])
+    assert (row["stock_code"], row["corp_name"]) == ("005930", "삼성전자")
+
+
+async def test_stock_codes_that_do_not_resolve_are_bad_input_with_their_lines(
+    tmp_path: Path,
+) -> None:
+    companies = stock_codes_file(tmp_path, "005930", "999999", "000660", "0000Z9")
+    out = tmp_path / "out"
+    async with OpenDartStandIn() as server:
+        code, _, stderr = await asyncrawl(*crawl_args(server, companies, out))
+        statements = [a for a in server.arrivals if a.path.endswith("fnlttSinglAcntAll.json")]
+    assert code == 2, stderr
+    assert "line 3: corp_code" in stderr
+    assert "line 5: corp_code" in stderr
+    assert "999999" in stderr
+    assert "line 2" not in stderr
+    assert statements == []  # refused before any statement was requested
+
+
+async def test_corp_codes_file_replaces_the_download(tmp_path: Path) -> None:
+    table = tmp_path / "listed.csv"
+    out = tmp_path / "out"
+    async with OpenDartStandIn() as server:
+        code, _, stderr = await asyncrawl(
+            "companies", f"--output={table}", f"--base-url={server.url}/api/"
+        )
+        assert code == 0, stderr
+        server.reset_log()
+        companies = stock_codes_file(tmp_path, "005930", "0126Z0")
+        code, _, stderr = await asyncrawl(
+            *crawl_args(server, companies, out), f"--corp-codes={table}"
+        )
+        downloads = corp_code_downloads(server)
+    assert code == 0, stderr
+    assert downloads == 0
+    assert summary(out, "lists")["planned"] == 4
+    assert not (out / "_meta" / "opendart" / "corp_codes.json").exists()

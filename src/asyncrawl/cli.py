@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="CSV (header row), JSON or JSONL with a corp_code column; a path or s3://bucket/key",
     )
+    crawl.add_argument(
+        "--corp-codes",
+        metavar="FILE",
+        help="stock code -> corp_code table for lists without corp_code: corpCode.xml (ZIP or "
+        "XML) or a list from 'asyncrawl companies' (default: download once, cached in --out)",
+    )
     crawl.add_argument("--years", required=True, nargs="+", metavar="YEAR")
     crawl.add_argument(
         "--fs-div",
@@ -203,6 +209,7 @@ async def _crawl(args: argparse.Namespace) -> int:
     from .progress import CrawlProgress
     from .sinks import new_run_id, open_store, validate_run_id
     from .sources.opendart import OpenDartSource, load_companies, plan_items
+    from .sources.opendart.lookup import corp_code_lookup
     from .sources.opendart.source import DEFAULT_BASE_URL
 
     key = _api_key()
@@ -212,7 +219,10 @@ async def _crawl(args: argparse.Namespace) -> int:
     args.run_id = run_id
     if args.summary is not None:
         _check_summary_file(args.summary)
-    companies = await load_companies(args.companies)
+    lookup = corp_code_lookup(
+        out=args.out, api_key=key, base_url=source.base_url, file=args.corp_codes
+    )
+    companies = await load_companies(args.companies, corp_codes=lookup)
     items = list(plan_items(companies, args.years, args.kind, args.fs_div))
     config = CrawlConfig(
         concurrency=args.concurrency,
