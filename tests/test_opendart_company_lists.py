@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncrawl.sources.opendart import parse_companies
-from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
+from asyncrawl.testing.opendart import DELISTED_COMPANIES, DEMO_COMPANIES, OpenDartStandIn
 
 KEY = "Lists0Test1Key2For3The4Stand5In6abcdefgh"
 assert len(KEY) == 40
@@ -171,3 +171,23 @@ async def test_corp_codes_file_replaces_the_download(tmp_path: Path) -> None:
     assert downloads == 0
     assert summary(out, "lists")["planned"] == 4
     assert not (out / "_meta" / "opendart" / "corp_codes.json").exists()
+
+
+async def test_companies_leaves_delisted_out_unless_asked(tmp_path: Path) -> None:
+    listed_csv = tmp_path / "listed.csv"
+    every_csv = tmp_path / "every.csv"
+    async with OpenDartStandIn() as server:
+        base = f"--base-url={server.url}/api/"
+        out = f"--out={tmp_path / 'out'}"
+        code, _, stderr = await asyncrawl("companies", f"--output={listed_csv}", base, out)
+        assert code == 0, stderr
+        code, _, stderr = await asyncrawl(
+            "companies", f"--output={every_csv}", base, out, "--listed-from=all"
+        )
+        assert code == 0, stderr
+    listed = {c.corp_code for c in parse_companies(listed_csv.read_bytes(), name="l.csv")}
+    every = {c.corp_code for c in parse_companies(every_csv.read_bytes(), name="e.csv")}
+    delisted = {c["corp_code"] for c in DELISTED_COMPANIES}
+    assert listed == {c["corp_code"] for c in DEMO_COMPANIES}
+    assert every == listed | delisted
+    assert (tmp_path / "out" / "_meta" / "opendart" / "corp_cls.json").exists()

@@ -169,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     companies.add_argument("--output", required=True, type=Path, metavar="FILE.csv")
     companies.add_argument("--base-url", default=None, metavar="URL")
+    companies.add_argument(
+        "--listed-from",
+        default="company.json",
+        metavar="company.json|all|FILE",
+        help="tell listed from delisted: OpenDART's company.json (default; ~3,900 requests the "
+        "first time, cached in --out), all (keep delisted), or a KRX listing CSV",
+    )
+    companies.add_argument(
+        "--out", default="out", metavar="DIR|s3://bucket/prefix", help="where the cache goes"
+    )
     return parser
 
 
@@ -291,12 +301,20 @@ async def _companies(args: argparse.Namespace) -> int:
 
     from .http import AiohttpFetcher
     from .sources.opendart.corpcode import fetch_corp_codes
+    from .sources.opendart.listing import listed_companies
     from .sources.opendart.source import DEFAULT_BASE_URL
 
     key = _api_key()
+    base_url = args.base_url or DEFAULT_BASE_URL
     async with AiohttpFetcher() as fetcher:
-        companies = await fetch_corp_codes(
-            fetcher, api_key=key, base_url=args.base_url or DEFAULT_BASE_URL
+        companies = await fetch_corp_codes(fetcher, api_key=key, base_url=base_url)
+        companies = await listed_companies(
+            companies,
+            listed_from=args.listed_from,
+            out=args.out,
+            fetcher=fetcher,
+            api_key=key,
+            base_url=base_url,
         )
     # UTF-8 with a BOM: Korean Excel reads a BOM-less file as CP949 and garbles the names.
     with args.output.open("w", newline="", encoding="utf-8-sig") as handle:

@@ -63,6 +63,7 @@ __all__ = [
     "REFUSED_STATUSES",
     "OpenDartSource",
     "check_api_key",
+    "status_outcome",
     "utc_now",
     "wrong_base_url",
 ]
@@ -192,20 +193,9 @@ class OpenDartSource:
         status = body.get("status")
         if not isinstance(status, str):
             return _bad_body("the answer has no status")
-        message = _message(body)
         if status == "000":
             return self._rows(item, body)
-        if status == _NO_DATA:
-            return NoData(status=status, reason=f"no data ({status})")
-        if status in REFUSED_STATUSES:
-            return Fatal(status=status, reason=f"{REFUSED_STATUSES[status]} (DART status {status})")
-        if status in _TRANSIENT:
-            return Transient(status=status, reason=f"{_TRANSIENT[status]} ({status}): {message}")
-        if status in FATAL_STATUSES:
-            return Fatal(status=status, reason=f"{FATAL_STATUSES[status]} (DART status {status})")
-        if status in _FAILED:
-            return Failed(status=status, reason=f"{_FAILED[status]} ({status}): {message}")
-        return Failed(status=status, reason=f"unexpected DART status {status}: {message}")
+        return status_outcome(status, body)
 
     def _rows(self, item: StatementItem, body: Mapping[str, Any]) -> Outcome:
         rows = body.get("list")
@@ -232,6 +222,22 @@ class OpenDartSource:
             out["crawled_at"] = crawled_at
             enriched.append(out)
         return Ok(status="000", payload=enriched)
+
+
+def status_outcome(status: str, body: Mapping[str, Any]) -> Outcome:
+    """What a DART status other than 000 means, for any OpenDART JSON endpoint."""
+    message = _message(body)
+    if status == _NO_DATA:
+        return NoData(status=status, reason=f"no data ({status})")
+    if status in REFUSED_STATUSES:
+        return Fatal(status=status, reason=f"{REFUSED_STATUSES[status]} (DART status {status})")
+    if status in _TRANSIENT:
+        return Transient(status=status, reason=f"{_TRANSIENT[status]} ({status}): {message}")
+    if status in FATAL_STATUSES:
+        return Fatal(status=status, reason=f"{FATAL_STATUSES[status]} (DART status {status})")
+    if status in _FAILED:
+        return Failed(status=status, reason=f"{_FAILED[status]} ({status}): {message}")
+    return Failed(status=status, reason=f"unexpected DART status {status}: {message}")
 
 
 def wrong_base_url(base_url: str, http_status: int) -> str:
