@@ -164,7 +164,7 @@ def test_event_values_override_the_environment() -> None:
     event = {
         "companies": [
             {"corp_code": "00126380", "stock_code": "005930", "corp_name": "삼성전자"},
-            {"dart_corp_code": 164779, "stock_nm": "660", "dart_corp": "SK하이닉스"},
+            {"dart_corp_code": 164779, "stock_code": "660", "dart_corp": "SK하이닉스"},
         ],
         "years": [2024, "2022", 2024],
         "crawler_type": " Annual ",

@@ -50,8 +50,18 @@ def test_csv_saved_by_excel_with_a_bom_and_crlf() -> None:
 
 
 def test_old_athena_column_names_are_accepted() -> None:
-    text = "dart_corp,dart_corp_code,stock_nm\n삼성전자,126380,5930\n"
+    text = "dart_corp_code,stock_code,stock_nm\n126380,5930,삼성전자\n"
     assert parse_companies(text, name="athena.csv") == [SAMSUNG]
+
+
+def test_stock_nm_is_a_name_never_a_stock_code() -> None:
+    # In the old Athena query stock_nm is the stock's name: a names-only file must not fail
+    # every row as a malformed stock code.
+    text = "dart_corp_code,stock_nm\n00126380,삼성전자\n00164779,SK하이닉스\n"
+    assert parse_companies(text, name="athena.csv") == [
+        Company(corp_code="00126380", corp_name="삼성전자"),
+        Company(corp_code="00164779", corp_name="SK하이닉스"),
+    ]
 
 
 def test_stock_code_wins_over_stock_nm_when_both_are_present() -> None:
@@ -225,8 +235,9 @@ def test_a_list_without_companies_is_an_error(data: str, name: str) -> None:
         parse_companies(data, name=name)
 
 
-def test_a_list_that_is_not_utf8_is_reported_with_its_line() -> None:
-    data = "corp_code,corp_name\n00126380,삼성전자\n".encode("cp949")
+def test_a_list_in_no_known_encoding_is_reported_with_its_line() -> None:
+    # Valid neither as UTF-8 nor as CP949 (0xFF never starts a CP949 character).
+    data = b"corp_code,corp_name\n00126380,\xff\xff\n"
     with pytest.raises(InputError) as caught:
         parse_companies(data, name="excel.csv")
     assert caught.value.line == 2
@@ -283,3 +294,100 @@ async def test_bad_rows_in_an_s3_list_name_the_uri(moto_s3: MotoS3) -> None:
 async def test_malformed_s3_uris_are_refused(uri: str) -> None:
     with pytest.raises(ConfigError, match=re.escape("s3://bucket/key.csv")):
         await load_companies(uri)
+
+
+# --- encodings (Korean Excel saves CP949) ------------------------------------------------------
+
+ATHENA_CSV = "dart_corp_code,stock_code,stock_nm,dart_corp\n126380,5930,삼성전자,삼성전자(주)\n"
+ATHENA_COMPANY = Company(corp_code="00126380", stock_code="005930", corp_name="삼성전자(주)")
+
+
+@pytest.mark.parametrize(
+    ("encoded", "logged"),
+    [
+        (ATHENA_CSV.encode("cp949"), "CP949"),
+        (ATHENA_CSV.encode("euc-kr"), "CP949"),  # EUC-KR is a subset of CP949
+        ("\ufeff".encode() + ATHENA_CSV.encode(), "UTF-8"),
+        (ATHENA_CSV.encode(), "UTF-8"),
+        (ATHENA_CSV.encode("utf-16"), "UTF-16"),  # with its BOM (LE here)
+        (ATHENA_CSV.encode("utf-16-be").join([b"\xfe\xff", b""]), "UTF-16"),
+    ],
+)
+def test_korean_lists_are_read_in_their_encoding_and_it_is_logged(
+    encoded: bytes, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="asyncrawl.sources.opendart.companies")
+    # dart_corp (the company's name) wins over stock_nm (the stock's name, never its code).
+    assert parse_companies(encoded, name="athena.csv") == [ATHENA_COMPANY]
+    assert f"athena.csv: read as {logged}" in caplog.text
+
+
+# --- strict CSV ---------------------------------------------------------------------------------
+
+
+def test_an_unclosed_quote_is_an_error_not_a_silent_swallow() -> None:
+    # Before: one company, the other three rows swallowed into its name, exit 0.
+    text = 'corp_code,corp_name\n00126380,"Samsung\n00164779,SK\n00164742,Hyundai\n00106641,Kia\n'
+    with pytest.raises(InputError) as caught:
+        parse_companies(text, name="c.csv")
+    assert caught.value.line == 2
+    assert "never closed" in str(caught.value)
+
+
+def test_a_quote_closed_lines_later_is_an_error_naming_both_lines() -> None:
+    text = 'corp_code,corp_name\n00126380,"Samsung\n00164779,SK"\n00164742,Hyundai\n'
+    with pytest.raises(InputError) as caught:
+        parse_companies(text, name="c.csv")
+    assert caught.value.line == 2
+    assert "from line 2 to line 3" in str(caught.value)
+
+
+def test_stray_characters_after_a_closing_quote_are_an_error() -> None:
+    with pytest.raises(InputError, match="line 2: csv"):
+        parse_companies('corp_code,corp_name\n00126380,"Sam"sung\n', name="c.csv")
+
+
+def test_rows_with_too_few_cells_are_reported_with_their_lines() -> None:
+    text = "corp_code,stock_code,corp_name\n00126380,005930,삼성전자\n00164779\n"
+    with pytest.raises(CompanyListError) as caught:
+        parse_companies(text, name="c.csv")
+    assert [(p.line, p.field) for p in caught.value.problems] == [(3, "row")]
+    assert "has 1 cells but the header has 3" in str(caught.value)
+
+
+# --- JSON depth and file size --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["deep.json", "deep.jsonl", "deep"])
+def test_deeply_nested_json_is_an_input_error_not_a_recursion_error(name: str) -> None:
+    data = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(InputError, match="nested more than"):
+        parse_companies(data, name=name)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    data = json.dumps([{"corp_code": "00126380", "corp_name": "[" * 50 + '\\"{' * 50}])
+    assert codes(parse_companies(data, name="c.json")) == ["00126380"]
+
+
+def test_a_list_over_the_size_cap_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asyncrawl.sources.opendart import companies as module
+
+    monkeypatch.setattr(module, "MAX_LIST_BYTES", 100)
+    big = ("corp_code\n" + "00126380\n" * 20).encode()
+    with pytest.raises(InputError, match="more than the 100 a company list may have; split it"):
+        parse_companies(big, name="big.csv")
+    with pytest.raises(InputError, match="more than the 100"):
+        parse_companies(gzip.compress(big), name="big.csv.gz")
+
+
+async def test_a_local_file_over_the_size_cap_is_refused_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncrawl.sources.opendart import companies as module
+
+    monkeypatch.setattr(module, "MAX_LIST_BYTES", 100)
+    path = tmp_path / "big.csv"
+    path.write_text("corp_code\n" + "00126380\n" * 20)
+    with pytest.raises(ConfigError, match=r"--companies: .* more than the 100"):
+        await load_companies(str(path))

@@ -97,7 +97,18 @@ def test_key_errors_stop_the_run_without_showing_the_key(status: str, meaning: s
     assert KEY not in str(caught.value)
 
 
-@pytest.mark.parametrize("status", ["013", "020", "800"])
+@pytest.mark.parametrize(
+    ("status", "meaning"),
+    [("020", "daily quota used"), ("800", "OpenDART is under maintenance")],
+)
+def test_quota_and_maintenance_refuse_the_run(status: str, meaning: str) -> None:
+    with pytest.raises(UpstreamFatalError) as caught:
+        parse_corp_code_zip(error_xml(status, "오류 메시지"))
+    assert caught.value.status == status
+    assert meaning in str(caught.value)
+
+
+@pytest.mark.parametrize("status", ["013", "014"])
 def test_other_error_answers_carry_status_and_message(status: str) -> None:
     with pytest.raises(OpenDartError) as caught:
         parse_corp_code_zip(error_xml(status, "오류 메시지"))
@@ -178,6 +189,15 @@ async def test_fetch_reports_http_errors(http: int, error: type[Exception]) -> N
     with pytest.raises(error) as caught:
         await fetch_corp_codes(fetcher, api_key=KEY)
     assert getattr(caught.value, "status", None) == f"http_{http}"
+
+
+async def test_fetch_names_base_url_when_it_answers_404() -> None:
+    fetcher = StubFetcher(Response(status=404, headers={}, body=b"<html>Not Found</html>"))
+    with pytest.raises(UpstreamFatalError) as caught:
+        await fetch_corp_codes(fetcher, api_key=KEY, base_url="http://127.0.0.1:9/")
+    assert caught.value.status == "http_404"
+    assert "base_url" in str(caught.value)
+    assert "/api/" in str(caught.value)
 
 
 async def test_fetch_refuses_a_malformed_key_before_asking() -> None:

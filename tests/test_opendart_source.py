@@ -237,11 +237,9 @@ def test_the_key_is_masked_in_logs_and_repr() -> None:
     assert redact_text(f"key={KEY}") == "key=***"
 
 
-def test_bad_base_url_and_slowdown_are_refused() -> None:
+def test_bad_base_url_is_refused() -> None:
     with pytest.raises(ConfigError, match="--base-url"):
         OpenDartSource(api_key=KEY, base_url="opendart.fss.or.kr/api")
-    with pytest.raises(ConfigError, match="slowdown_seconds"):
-        OpenDartSource(api_key=KEY, slowdown_seconds=0)
 
 
 def test_request_asks_for_the_full_statements_with_the_key_masked() -> None:
@@ -268,15 +266,15 @@ def test_base_url_without_a_slash_still_reaches_the_endpoint() -> None:
 
 
 def classify(body: object, **kwargs: Any) -> Outcome:
-    return source(slowdown_seconds=42.0).classify(item(), answer(body, **kwargs))
+    return source().classify(item(), answer(body, **kwargs))
 
 
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
         ("013", NoData),
-        ("020", SlowDown),
-        ("800", Transient),
+        ("020", Fatal),
+        ("800", Fatal),
         ("900", Transient),
         ("010", Fatal),
         ("011", Fatal),
@@ -295,10 +293,32 @@ def test_each_dart_status_has_its_outcome(status: str, kind: type) -> None:
     assert outcome.status == status
 
 
-def test_limit_exceeded_pauses_everyone_for_the_configured_time() -> None:
+def test_020_is_the_daily_quota_and_stops_the_run_resumably() -> None:
+    # 020 is the key's daily quota, not a per-minute signal: pausing and retrying only
+    # spends requests that all answer 020 until midnight KST.
     outcome = classify({"status": "020", "message": "요청 제한을 초과하였습니다."})
-    assert isinstance(outcome, SlowDown)
-    assert outcome.retry_after == 42.0
+    assert isinstance(outcome, Fatal)
+    assert outcome.status == "020"
+    assert "daily quota used" in outcome.reason
+    assert "midnight KST" in outcome.reason
+
+
+def test_800_is_maintenance_and_stops_the_run_resumably() -> None:
+    outcome = classify({"status": "800", "message": "시스템 점검으로 인한 서비스가 중지 중입니다."})
+    assert isinstance(outcome, Fatal)
+    assert outcome.status == "800"
+    assert "OpenDART is under maintenance" in outcome.reason
+    assert "same run id" in outcome.reason
+
+
+def test_http_404_means_a_wrong_base_url_and_names_the_parameter() -> None:
+    made = source(base_url="http://127.0.0.1:8080/")
+    outcome = made.classify(item(), answer(b"<html>Not Found</html>", status=404))
+    assert isinstance(outcome, Fatal)
+    assert outcome.status == "http_404"
+    assert "base_url" in outcome.reason
+    assert "http://127.0.0.1:8080/" in outcome.reason
+    assert "/api/" in outcome.reason
 
 
 def test_unknown_status_names_status_and_message() -> None:

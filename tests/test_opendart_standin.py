@@ -13,6 +13,7 @@ import pytest
 
 from asyncrawl.errors import ConfigError
 from asyncrawl.testing import DEMO_COMPANIES, FaultPlan, OpenDartStandIn, realistic_plan
+from asyncrawl.testing.opendart import DELISTED_COMPANIES
 from asyncrawl.testing.process import run_server_process
 
 KEY = "0123456789abcdef0123456789abcdef01234567"
@@ -38,7 +39,29 @@ COMMON_FIELDS = {
     "ord",
     "currency",
 }
-QUARTER_ONLY_FIELDS = {"thstrm_add_amount", "frmtrm_q_nm", "frmtrm_q_amount", "frmtrm_add_amount"}
+# The amount columns of a quarterly row, per statement (see tests/fixtures/opendart/).
+QUARTER_AMOUNTS = {
+    "BS": {"thstrm_nm", "thstrm_amount", "frmtrm_nm", "frmtrm_amount"},
+    "IS": {
+        "thstrm_nm",
+        "thstrm_amount",
+        "thstrm_add_amount",
+        "frmtrm_q_nm",
+        "frmtrm_q_amount",
+        "frmtrm_add_amount",
+    },
+    "CF": {"thstrm_nm", "thstrm_amount", "frmtrm_q_nm", "frmtrm_q_amount"},
+}
+QUARTER_AMOUNTS["CIS"] = QUARTER_AMOUNTS["IS"]
+QUARTER_AMOUNTS["SCE"] = QUARTER_AMOUNTS["CF"]
+ROW_IDENTITY = COMMON_FIELDS - {
+    "thstrm_nm",
+    "thstrm_amount",
+    "frmtrm_nm",
+    "frmtrm_amount",
+    "bfefrmtrm_nm",
+    "bfefrmtrm_amount",
+}
 
 
 def statement_params(**overrides: str) -> dict[str, str]:
@@ -98,7 +121,10 @@ async def test_annual_rows_carry_dart_fields_without_fs_div_or_quarter_fields() 
     rows = body["list"]
     assert 20 <= len(rows) <= 60
     for row in rows:
-        assert set(row) == COMMON_FIELDS
+        # Annual IS/CIS rows also carry an empty cumulative amount; no row carries fs_div.
+        extra = {"thstrm_add_amount"} if row["sj_div"] in {"IS", "CIS"} else set()
+        assert set(row) == COMMON_FIELDS | extra
+        assert row.get("thstrm_add_amount", "") == ""
         assert all(isinstance(value, str) for value in row.values())
         assert (row["corp_code"], row["bsns_year"], row["reprt_code"]) == (SAMSUNG, "2023", "11011")
         assert row["sj_div"] in {"BS", "IS", "CIS", "CF", "SCE"}
@@ -109,12 +135,12 @@ async def test_annual_rows_carry_dart_fields_without_fs_div_or_quarter_fields() 
 
 
 @pytest.mark.parametrize("reprt_code", ["11013", "11012", "11014"])
-async def test_quarterly_rows_add_the_quarter_fields(reprt_code: str) -> None:
+async def test_quarterly_rows_carry_the_quarter_fields_of_their_statement(reprt_code: str) -> None:
     async with OpenDartStandIn(no_data_ratio=0.0) as server, aiohttp.ClientSession() as session:
         body = await statements(session, server, reprt_code=reprt_code, fs_div="OFS")
     assert body["status"] == "000"
     for row in body["list"]:
-        assert set(row) == COMMON_FIELDS | QUARTER_ONLY_FIELDS
+        assert set(row) == ROW_IDENTITY | QUARTER_AMOUNTS[row["sj_div"]]
         assert "fs_div" not in row
         assert all(isinstance(value, str) for value in row.values())
 
@@ -216,13 +242,40 @@ async def test_invalid_fields_answer_100(overrides: dict[str, str]) -> None:
     assert "list" not in body
 
 
-async def test_past_the_rate_window_answers_020_as_http_200() -> None:
+async def test_past_the_rate_window_the_ip_is_blocked_not_answered_020() -> None:
+    # OpenDART blocks an IP past ~1,000 requests a minute: reset connections, never a 020.
     plan = FaultPlan(rate_limit=(3, 60.0))
     async with OpenDartStandIn(plan=plan) as server, aiohttp.ClientSession() as session:
-        bodies = [await statements(session, server, bsns_year=str(y)) for y in range(2019, 2024)]
-    assert [body["status"] != "020" for body in bodies] == [True, True, True, False, False]
-    assert bodies[3] == {"status": "020", "message": "요청 제한을 초과하였습니다."}
-    assert server.max_in_window(60.0) == 5
+        bodies = [await statements(session, server, bsns_year=str(y)) for y in range(2019, 2022)]
+        for year in (2022, 2023):
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await statements(session, server, bsns_year=str(year))
+        server.unblock()
+        server.plan = FaultPlan()
+        after = await statements(session, server)
+    assert all(body["status"] in {"000", "013"} for body in bodies)
+    assert [a.fault for a in server.arrivals][3:5] == ["blocked", "blocked"]
+    assert after["status"] in {"000", "013"}
+
+
+async def test_the_quota_is_daily_and_a_new_day_restores_it() -> None:
+    async with OpenDartStandIn(quota=1) as server, aiohttp.ClientSession() as session:
+        first = await statements(session, server)
+        spent = await statements(session, server)
+        server.new_day()
+        next_day = await statements(session, server)
+    assert first["status"] in {"000", "013"}
+    assert spent["status"] == "020"
+    assert next_day["status"] in {"000", "013"}
+
+
+async def test_a_maintenance_window_opens_after_the_given_requests() -> None:
+    server = OpenDartStandIn(no_data_ratio=0.0, maintenance_after=2)
+    async with server, aiohttp.ClientSession() as session:
+        statuses = [(await statements(session, server))["status"] for _ in range(4)]
+        server.maintenance = False
+        statuses.append((await statements(session, server))["status"])
+    assert statuses == ["000", "000", "800", "800", "000"]
 
 
 async def test_past_the_quota_every_answer_is_020() -> None:
@@ -308,9 +361,13 @@ async def test_corp_code_xml_is_a_zip_of_every_known_company() -> None:
         assert archive.namelist() == ["CORPCODE.xml"]
         root = parse_xml(archive.read("CORPCODE.xml"))
     entries = [{child.tag: child.text or "" for child in entry} for entry in root.findall("list")]
-    assert all(set(e) == {"corp_code", "corp_name", "stock_code", "modify_date"} for e in entries)
+    assert all(
+        list(e) == ["corp_code", "corp_name", "corp_eng_name", "stock_code", "modify_date"]
+        for e in entries
+    )
     listed = {e["corp_code"]: e["stock_code"] for e in entries if e["stock_code"].strip()}
-    assert listed == {c["corp_code"]: c["stock_code"] for c in DEMO_COMPANIES}
+    # Delisted companies keep their stock code in corpCode.xml, as OpenDART's do.
+    assert listed == {c["corp_code"]: c["stock_code"] for c in DEMO_COMPANIES + DELISTED_COMPANIES}
     unlisted = [e for e in entries if not e["stock_code"].strip()]
     assert unlisted
     assert all(e["stock_code"] == " " for e in unlisted)  # a single space, as OpenDART sends
@@ -357,7 +414,7 @@ def test_demo_companies_are_ten_well_formed_listed_companies() -> None:
 def test_realistic_plan_has_latency_some_503s_and_a_minute_window() -> None:
     plan = realistic_plan(seed=4)
     assert plan.seed == 4
-    assert plan.rate_limit == (1000, 60.0)
+    assert plan.rate_limit == (1000, 60.0)  # past it, the IP is blocked
     delays = [plan.delay_for(f"i{n}", 1) for n in range(2000)]
     assert sum(delays) / len(delays) == pytest.approx(0.15, abs=0.01)
     faults = [plan.fault_for(f"i{n}", 1) for n in range(2000)]
@@ -390,3 +447,99 @@ async def test_the_stand_in_runs_in_another_process() -> None:
                 refused = await response.json()
     assert ok["status"] == "000"
     assert refused["status"] == "010"
+
+
+# --- company.json and list.json ---------------------------------------------------------------
+
+
+async def test_delisted_companies_say_corp_cls_e_in_company_json() -> None:
+    delisted = DELISTED_COMPANIES[0]
+    async with OpenDartStandIn() as server, aiohttp.ClientSession() as session:
+        params = {"crtfc_key": KEY, "corp_code": delisted["corp_code"]}
+        _, body = await call(session, server, "company.json", params)
+        _, listed = await call(session, server, "company.json", {**params, "corp_code": SAMSUNG})
+    assert (body["corp_cls"], body["stock_code"]) == ("E", delisted["stock_code"])
+    assert listed["corp_cls"] == "Y"
+
+
+async def filings(
+    session: aiohttp.ClientSession, server: OpenDartStandIn, **params: str
+) -> dict[str, Any]:
+    query = {"crtfc_key": KEY, "corp_code": SAMSUNG, "page_count": "100", **params}
+    _, body = await call(session, server, "list.json", query)
+    assert isinstance(body, dict)
+    return body
+
+
+async def test_list_json_lists_exactly_the_reports_with_statements() -> None:
+    server = OpenDartStandIn(no_data_ratio=0.3, filed_until="20240601")
+    async with server, aiohttp.ClientSession() as session:
+        body = await filings(session, server, bgn_de="20220101", end_de="20241231")
+        listed = {(f["rcept_no"], f["report_nm"]) for f in body["list"]}
+        served = set()
+        for year in (2021, 2022, 2023, 2024):
+            for reprt in ("11013", "11012", "11014", "11011"):
+                answers = [
+                    await statements(
+                        session, server, bsns_year=str(year), reprt_code=reprt, fs_div=div
+                    )
+                    for div in ("CFS", "OFS")
+                ]
+                rows = [a["list"] for a in answers if a["status"] == "000"]
+                if rows:
+                    served.add(rows[0][0]["rcept_no"])
+    assert body["status"] == "000"
+    assert {rcept_no for rcept_no, _ in listed} == {r for r in served if r[:8] >= "20220101"}
+    assert all(rcept_no[:8] <= "20240601" for rcept_no in served)
+    assert all(re.fullmatch(r"(사업|반기|분기)보고서 \(\d{4}\.\d{2}\)", name) for _, name in listed)
+
+
+async def test_list_json_filters_pages_and_answers_013_for_nothing() -> None:
+    async with OpenDartStandIn(no_data_ratio=0.0) as server, aiohttp.ClientSession() as session:
+        annual = await filings(session, server, pblntf_detail_ty="A001", bgn_de="20200101")
+        paged = await filings(session, server, page_count="3", page_no="2")
+        nothing = await filings(session, server, bgn_de="20000101", end_de="20001231")
+    assert {f["report_nm"][:5] for f in annual["list"]} == {"사업보고서"}
+    assert len(paged["list"]) == 3
+    assert paged["total_page"] == -(-paged["total_count"] // 3)
+    assert nothing["status"] == "013"
+
+
+async def test_a_correction_has_a_newer_rcept_no_in_both_endpoints() -> None:
+    async with OpenDartStandIn(no_data_ratio=0.0) as server, aiohttp.ClientSession() as session:
+        before = await statements(session, server, bsns_year="2023", reprt_code="11011")
+        new = server.correct(SAMSUNG, 2023, "11011")
+        after = await statements(session, server, bsns_year="2023", reprt_code="11011")
+        latest = await filings(
+            session, server, bgn_de="20240101", end_de="20241231", last_reprt_at="Y"
+        )
+        every = await filings(
+            session, server, bgn_de="20240101", end_de="20241231", last_reprt_at="N"
+        )
+    old = before["list"][0]["rcept_no"]
+    assert after["list"][0]["rcept_no"] == new > old
+    latest_annual = [f for f in latest["list"] if "사업보고서" in f["report_nm"]]
+    assert [(f["rcept_no"], f["report_nm"]) for f in latest_annual] == [
+        (new, "[기재정정]사업보고서 (2023.12)")
+    ]
+    assert {old, new} <= {f["rcept_no"] for f in every["list"]}
+
+
+async def test_a_march_closer_files_by_its_own_fiscal_year() -> None:
+    companies = [
+        {"corp_code": "00000003", "corp_name": "삼월", "stock_code": "000003", "acc_mt": "03"}
+    ]
+    server = OpenDartStandIn(no_data_ratio=0.0, corp_codes=companies)
+    async with server, aiohttp.ClientSession() as session:
+        body = await filings(
+            session, server, corp_code="00000003", bgn_de="20230101", end_de="20231231"
+        )
+    names = sorted(f["report_nm"] for f in body["list"])
+    # Business year 2023 ends in March 2023 (its Q3 ended December 2022, filed February
+    # 2023; the annual report filed in June 2023); 2024's first half ends in September 2023.
+    assert names == [
+        "반기보고서 (2023.09)",
+        "분기보고서 (2022.12)",
+        "분기보고서 (2023.06)",
+        "사업보고서 (2023.03)",
+    ]

@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="CSV (header row), JSON or JSONL with a corp_code column; a path or s3://bucket/key",
     )
+    crawl.add_argument(
+        "--corp-codes",
+        metavar="FILE",
+        help="stock code -> corp_code table for lists without corp_code: corpCode.xml (ZIP or "
+        "XML) or a list from 'asyncrawl companies' (default: download once, cached in --out)",
+    )
     crawl.add_argument("--years", required=True, nargs="+", metavar="YEAR")
     crawl.add_argument(
         "--fs-div",
@@ -163,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     companies.add_argument("--output", required=True, type=Path, metavar="FILE.csv")
     companies.add_argument("--base-url", default=None, metavar="URL")
+    companies.add_argument(
+        "--listed-from",
+        default="company.json",
+        metavar="company.json|all|FILE",
+        help="tell listed from delisted: OpenDART's company.json (default; ~3,900 requests the "
+        "first time, cached in --out), all (keep delisted), or a KRX listing CSV",
+    )
+    companies.add_argument(
+        "--out", default="out", metavar="DIR|s3://bucket/prefix", help="where the cache goes"
+    )
     return parser
 
 
@@ -203,6 +219,7 @@ async def _crawl(args: argparse.Namespace) -> int:
     from .progress import CrawlProgress
     from .sinks import new_run_id, open_store, validate_run_id
     from .sources.opendart import OpenDartSource, load_companies, plan_items
+    from .sources.opendart.lookup import corp_code_lookup
     from .sources.opendart.source import DEFAULT_BASE_URL
 
     key = _api_key()
@@ -212,7 +229,10 @@ async def _crawl(args: argparse.Namespace) -> int:
     args.run_id = run_id
     if args.summary is not None:
         _check_summary_file(args.summary)
-    companies = await load_companies(args.companies)
+    lookup = corp_code_lookup(
+        out=args.out, api_key=key, base_url=source.base_url, file=args.corp_codes
+    )
+    companies = await load_companies(args.companies, corp_codes=lookup)
     items = list(plan_items(companies, args.years, args.kind, args.fs_div))
     config = CrawlConfig(
         concurrency=args.concurrency,
@@ -281,14 +301,23 @@ async def _companies(args: argparse.Namespace) -> int:
 
     from .http import AiohttpFetcher
     from .sources.opendart.corpcode import fetch_corp_codes
+    from .sources.opendart.listing import listed_companies
     from .sources.opendart.source import DEFAULT_BASE_URL
 
     key = _api_key()
+    base_url = args.base_url or DEFAULT_BASE_URL
     async with AiohttpFetcher() as fetcher:
-        companies = await fetch_corp_codes(
-            fetcher, api_key=key, base_url=args.base_url or DEFAULT_BASE_URL
+        companies = await fetch_corp_codes(fetcher, api_key=key, base_url=base_url)
+        companies = await listed_companies(
+            companies,
+            listed_from=args.listed_from,
+            out=args.out,
+            fetcher=fetcher,
+            api_key=key,
+            base_url=base_url,
         )
-    with args.output.open("w", newline="", encoding="utf-8") as handle:
+    # UTF-8 with a BOM: Korean Excel reads a BOM-less file as CP949 and garbles the names.
+    with args.output.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.writer(handle)
         writer.writerow(["corp_code", "stock_code", "corp_name"])
         for company in companies:

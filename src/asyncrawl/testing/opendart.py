@@ -32,9 +32,12 @@ from ..errors import ConfigError
 from .faults import FaultPlan, FaultServer, ItemContext, default_item_key
 
 __all__ = [
+    "DEFAULT_BLOCK_SECONDS",
+    "DELISTED_COMPANIES",
     "DEMO_COMPANIES",
     "REPORT_CODES",
     "OpenDartStandIn",
+    "period_end",
     "realistic_plan",
 ]
 
@@ -57,6 +60,28 @@ _UNLISTED_COMPANIES: Final[tuple[dict[str, str], ...]] = (
     {"corp_code": "00434003", "stock_code": "", "corp_name": "다코"},
     {"corp_code": "00430964", "stock_code": "", "corp_name": "굿앤엘에스"},
 )
+
+#: Delisted companies: ``corpCode.xml`` keeps their stock code, ``company.json`` says
+#: ``corp_cls`` E (synthetic entries; the codes are not real companies').
+DELISTED_COMPANIES: Final[tuple[dict[str, str], ...]] = (
+    {"corp_code": "00990001", "stock_code": "900110", "corp_name": "상장폐지예시", "corp_cls": "E"},
+    {"corp_code": "00990002", "stock_code": "037010", "corp_name": "폐지된회사", "corp_cls": "E"},
+)
+
+#: What ``company.json`` says beyond ``corpCode.xml`` for the demo companies: market
+#: (``corp_cls`` Y KOSPI, K KOSDAQ, N KONEX, E other), English name, fiscal year-end month.
+_PROFILES: Final[Mapping[str, Mapping[str, str]]] = {
+    "00126380": {"corp_cls": "Y", "corp_eng_name": "SAMSUNG ELECTRONICS CO,.LTD"},
+    "00164779": {"corp_cls": "Y", "corp_eng_name": "SK hynix Inc."},
+    "00164742": {"corp_cls": "Y", "corp_eng_name": "HYUNDAI MOTOR CO"},
+    "00106641": {"corp_cls": "Y", "corp_eng_name": "Kia Corporation"},
+    "00401731": {"corp_cls": "Y", "corp_eng_name": "LG ELECTRONICS INC."},
+    "00356361": {"corp_cls": "Y", "corp_eng_name": "LG CHEM, LTD."},
+    "00155319": {"corp_cls": "Y", "corp_eng_name": "POSCO HOLDINGS INC."},
+    "00266961": {"corp_cls": "Y", "corp_eng_name": "NAVER Corporation"},
+    "00258801": {"corp_cls": "Y", "corp_eng_name": "Kakao Corp."},
+    "01820947": {"corp_cls": "K", "corp_eng_name": "Hanbit Biologics", "acc_mt": "03"},
+}
 
 #: ``reprt_code`` -> the quarter the report closes (4 for the annual report).
 REPORT_CODES: Final[Mapping[str, int]] = {"11013": 1, "11012": 2, "11014": 3, "11011": 4}
@@ -191,14 +216,24 @@ _ACCOUNTS: Final[tuple[tuple[str, str, str, str, float, bool], ...]] = (
 )
 
 _PERIOD_LABELS: Final[Mapping[int, str]] = {1: "1분기", 2: "반기", 3: "3분기"}
-_FILING_DATES: Final[Mapping[int, str]] = {1: "0515", 2: "0814", 3: "1114", 4: "0314"}
+#: ``reprt_code`` -> (``pblntf_detail_ty``, the report's name in the filing search).
+_FILING_KINDS: Final[Mapping[str, tuple[str, str]]] = {
+    "11013": ("A003", "분기보고서"),
+    "11012": ("A002", "반기보고서"),
+    "11014": ("A003", "분기보고서"),
+    "11011": ("A001", "사업보고서"),
+}
+_CORRECTION: Final = "[기재정정]"
+_DATE_PATTERN: Final = re.compile(r"\d{8}")
+#: How long an IP stays blocked after going over the rate window (OpenDART: up to 24 hours).
+DEFAULT_BLOCK_SECONDS: Final = 3600.0
 
 
 def realistic_plan(seed: int = 0) -> FaultPlan:
     """Faults like OpenDART's on a normal day, for the demo.
 
     About 150 ms per answer (120 ms plus an exponential tail averaging 30 ms), 2% HTTP 503s,
-    and status 020 past 1,000 requests in any minute.
+    and an IP block (reset connections) past 1,000 requests in any minute.
     """
     return FaultPlan(
         seed=seed, latency=0.12, latency_jitter=0.03, p_503=0.02, rate_limit=(1000, 60.0)
@@ -219,6 +254,28 @@ def _opendart_item_key(request: web.Request) -> str:
         names = ("corp_code", "bsns_year", "reprt_code", "fs_div")
         return "/".join(query.get(name, "") for name in names)
     return default_item_key(request)
+
+
+def period_end(bsns_year: int, reprt_code: str, acc_mt: int = 12) -> tuple[int, int]:
+    """(year, month) in which a report's period ends.
+
+    The business year is named after the calendar year its fiscal year ends in: a company
+    closing in March (``acc_mt`` 3) has business year 2024 from April 2023 to March 2024, so
+    its first-quarter report of 2024 ends in June 2023.
+    """
+    quarter = REPORT_CODES[reprt_code]
+    index = bsns_year * 12 + (acc_mt - 1) - 3 * (4 - quarter)
+    year, month = divmod(index, 12)
+    return year, month + 1
+
+
+def _filing_date(bsns_year: int, reprt_code: str, acc_mt: int, revision: int) -> str:
+    """YYYYMMDD a report (or its ``revision``-th correction) was filed."""
+    year, month = period_end(bsns_year, reprt_code, acc_mt)
+    # Quarterly reports are due 45 days after the period, annual reports 90 days.
+    later = (3 if reprt_code == _ANNUAL else 2) + revision
+    filed_year, filed_month = divmod(year * 12 + month - 1 + later, 12)
+    return f"{filed_year}{filed_month + 1:02d}14"
 
 
 class _Amounts:
@@ -242,26 +299,71 @@ class _Amounts:
         noise = 0.85 + 0.3 * _draw(self.corp_code, self.fs_div, account, year)
         return self.scale * share * noise * self.growth ** (year - _FIRST_YEAR)
 
-    def balance(self, account: str, share: float, year: int, quarter: int) -> int:
+    def balance(self, account: str, share: float, year: int, quarter: int) -> str:
         before = self.annual(account, share, year - 1)
         after = self.annual(account, share, year)
-        return round(before + (after - before) * quarter / 4)
+        return str(round(before + (after - before) * quarter / 4))
 
-    def flow(self, account: str, share: float, year: int, first: int, last: int) -> int:
+    def flow(self, account: str, share: float, year: int, first: int, last: int) -> str:
         weights = [0.9 + 0.2 * _draw(self.corp_code, account, year, q) for q in range(1, 5)]
         part = sum(weights[first - 1 : last]) / sum(weights)
-        return round(self.annual(account, share, year) * part)
+        return str(round(self.annual(account, share, year) * part))
 
 
-def _period(number: int, quarter: int, *, balance: bool) -> str:
+def _amount_fields(
+    amounts: _Amounts, key: str, share: float, sj_div: str, year: int, quarter: int, number: int
+) -> dict[str, str]:
+    """The period names and amounts of one row, with the keys OpenDART sends for its kind."""
     if quarter == 4:
-        return f"제 {number} 기"
-    suffix = "말" if balance else ""
-    return f"제 {number} 기 {_PERIOD_LABELS[quarter]}{suffix}"
+        # Annual report: three years side by side; IS/CIS also carry an empty cumulative.
+        if sj_div == "BS":
+            this, last, before = (
+                amounts.balance(key, share, y, 4) for y in (year, year - 1, year - 2)
+            )
+        else:
+            this, last, before = (
+                amounts.flow(key, share, y, 1, 4) for y in (year, year - 1, year - 2)
+            )
+        fields = {"thstrm_nm": f"제 {number} 기", "thstrm_amount": this}
+        if sj_div in ("IS", "CIS"):
+            fields["thstrm_add_amount"] = ""
+        fields |= {
+            "frmtrm_nm": f"제 {number - 1} 기",
+            "frmtrm_amount": last,
+            "bfefrmtrm_nm": f"제 {number - 2} 기",
+            "bfefrmtrm_amount": before,
+        }
+        return fields
+    label = _PERIOD_LABELS[quarter]
+    if sj_div == "BS":
+        # A balance at the quarter's end, compared with the last year-end.
+        return {
+            "thstrm_nm": f"제 {number} 기 {label}말",
+            "thstrm_amount": amounts.balance(key, share, year, quarter),
+            "frmtrm_nm": f"제 {number - 1} 기말",
+            "frmtrm_amount": amounts.balance(key, share, year - 1, 4),
+        }
+    if sj_div in ("IS", "CIS"):
+        # The quarter's three months, and the year to date, against the same of last year.
+        return {
+            "thstrm_nm": f"제 {number} 기 {label}",
+            "thstrm_amount": amounts.flow(key, share, year, quarter, quarter),
+            "thstrm_add_amount": amounts.flow(key, share, year, 1, quarter),
+            "frmtrm_q_nm": f"제 {number - 1} 기 {label}",
+            "frmtrm_q_amount": amounts.flow(key, share, year - 1, quarter, quarter),
+            "frmtrm_add_amount": amounts.flow(key, share, year - 1, 1, quarter),
+        }
+    # CF and SCE: the year to date against the same of last year.
+    return {
+        "thstrm_nm": f"제 {number} 기 {label}",
+        "thstrm_amount": amounts.flow(key, share, year, 1, quarter),
+        "frmtrm_q_nm": f"제 {number - 1} 기 {label}",
+        "frmtrm_q_amount": amounts.flow(key, share, year - 1, 1, quarter),
+    }
 
 
 def _statement_rows(
-    corp_code: str, year: int, reprt_code: str, fs_div: str
+    corp_code: str, year: int, reprt_code: str, fs_div: str, rcept_no: str
 ) -> list[dict[str, str]]:
     """The rows ``fnlttSinglAcntAll`` answers for one item: 20 to about 60, all strings."""
     rng = random.Random(f"{corp_code}/{year}/{reprt_code}/{fs_div}")
@@ -271,12 +373,7 @@ def _statement_rows(
     chosen = sorted(required + rng.sample(optional, wanted - len(required)))
 
     quarter = REPORT_CODES[reprt_code]
-    annual = reprt_code == _ANNUAL
-    first = 1 if annual else quarter
     number = year - 1950 - int(40 * _draw(corp_code, "founded"))
-    serial = 1 + int(9998 * _draw(corp_code, year, reprt_code, "rcept"))
-    filed_year = year + 1 if annual else year
-    rcept_no = f"{filed_year}{_FILING_DATES[quarter]}{serial:06d}"
     amounts = _Amounts(corp_code, fs_div)
 
     rows: list[dict[str, str]] = []
@@ -286,7 +383,6 @@ def _statement_rows(
         # Keyed by account, not statement: the IS, CIS and SCE net profit is one amount.
         key = f"{account_id}|{account_nm}"
         order[sj_div] = order.get(sj_div, 0) + 1
-        balance = sj_div == "BS"
         row = {
             "rcept_no": rcept_no,
             "reprt_code": reprt_code,
@@ -297,43 +393,8 @@ def _statement_rows(
             "account_id": account_id,
             "account_nm": account_nm,
             "account_detail": detail,
-            "thstrm_nm": _period(number, quarter, balance=balance),
         }
-        if balance:
-            this = amounts.balance(key, share, year, quarter)
-            # A balance compares with the last year-end, whatever the report.
-            previous = amounts.balance(key, share, year - 1, 4)
-            previous_nm = f"제 {number - 1} 기" if annual else f"제 {number - 1} 기말"
-        else:
-            # The annual report's flows span the year; a quarterly report's, its quarter.
-            this = amounts.flow(key, share, year, first, quarter)
-            previous = amounts.flow(key, share, year - 1, first, quarter)
-            previous_nm = _period(number - 1, quarter, balance=False)
-        row["thstrm_amount"] = str(this)
-        if not annual:
-            row["thstrm_add_amount"] = (
-                "" if balance else str(amounts.flow(key, share, year, 1, quarter))
-            )
-        row["frmtrm_nm"] = previous_nm
-        row["frmtrm_amount"] = str(previous)
-        if not annual:
-            row["frmtrm_q_nm"] = "" if balance else previous_nm
-            row["frmtrm_q_amount"] = "" if balance else str(previous)
-            row["frmtrm_add_amount"] = (
-                "" if balance else str(amounts.flow(key, share, year - 1, 1, quarter))
-            )
-        if annual:
-            before = (
-                amounts.balance(key, share, year - 2, 4)
-                if balance
-                else amounts.flow(key, share, year - 2, 1, 4)
-            )
-            row["bfefrmtrm_nm"] = f"제 {number - 2} 기"
-            row["bfefrmtrm_amount"] = str(before)
-        else:
-            # Quarterly reports compare with one year only.
-            row["bfefrmtrm_nm"] = ""
-            row["bfefrmtrm_amount"] = ""
+        row |= _amount_fields(amounts, key, share, sj_div, year, quarter, number)
         row["ord"] = str(order[sj_div])
         row["currency"] = "KRW"
         rows.append(row)
@@ -346,9 +407,11 @@ def _json_body(payload: Mapping[str, object]) -> bytes:
 
 
 @functools.lru_cache(maxsize=1024)
-def _statements_body(corp_code: str, year: int, reprt_code: str, fs_div: str) -> bytes:
+def _statements_body(
+    corp_code: str, year: int, reprt_code: str, fs_div: str, rcept_no: str
+) -> bytes:
     """The 000 answer for one item, cached: a benchmark's server must not be its bottleneck."""
-    rows = _statement_rows(corp_code, year, reprt_code, fs_div)
+    rows = _statement_rows(corp_code, year, reprt_code, fs_div, rcept_no)
     return _json_body({"status": "000", "message": _MESSAGES["000"], "list": rows})
 
 
@@ -361,15 +424,26 @@ def _xml_answer(text: str) -> web.Response:
     return web.Response(body=text.encode(), content_type="application/xml", charset="utf-8")
 
 
+def _whole(text: str, default: int) -> int | None:
+    """A positive whole number parameter (``default`` when absent), None when malformed."""
+    if not text:
+        return default
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
+
+
 class OpenDartStandIn(FaultServer):
     """OpenDART's API on loopback, with the faults of ``plan``.
 
     ``api_key=None`` accepts any 40-character key; otherwise any other key answers 010.
-    ``no_data_ratio`` of the items answer 013 (always the same ones). After ``quota`` requests
-    every answer is 020 (a spent daily quota); ``blocked`` resets every connection (an IP block)
-    and ``maintenance`` answers 800; both can be switched while the server runs.
-    ``corp_codes`` are the companies ``corpCode.xml`` lists (default: :data:`DEMO_COMPANIES`
-    and two unlisted companies); statements are served for any well-formed ``corp_code``.
+    ``no_data_ratio`` of the items answer 013 (always the same ones). After ``quota`` answered
+    requests every answer is 020 until :meth:`new_day` (a spent *daily* quota). Past the plan's
+    ``rate_limit`` window the IP is blocked for ``block_seconds``: every connection is reset,
+    as with ``blocked``. ``maintenance`` answers 800 while true; ``maintenance_after`` switches
+    it on once that many requests have arrived (a window opening mid-run). ``filed_until``
+    (YYYYMMDD) hides reports filed after it (013 and absent from ``list.json``). ``corp_codes``
+    are the companies ``corpCode.xml`` lists (default: :data:`DEMO_COMPANIES`, two unlisted and
+    :data:`DELISTED_COMPANIES`); an entry may carry ``corp_cls``, ``corp_eng_name`` and
+    ``acc_mt`` (fiscal year-end month). Statements are served for any well-formed ``corp_code``.
     """
 
     def __init__(
@@ -380,6 +454,9 @@ class OpenDartStandIn(FaultServer):
         no_data_ratio: float = 0.1,
         quota: int | None = None,
         blocked: bool = False,
+        block_seconds: float = DEFAULT_BLOCK_SECONDS,
+        maintenance_after: int | None = None,
+        filed_until: str | None = None,
         corp_codes: Iterable[Mapping[str, str]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -388,11 +465,17 @@ class OpenDartStandIn(FaultServer):
             raise ConfigError("api_key", "must be None or 40 letters and digits, like DART's")
         if not (isinstance(no_data_ratio, int | float) and 0.0 <= no_data_ratio <= 1.0):
             raise ConfigError("no_data_ratio", f"must be between 0 and 1, got {no_data_ratio!r}")
-        if quota is not None and (
-            isinstance(quota, bool) or not isinstance(quota, int) or quota < 0
-        ):
-            raise ConfigError("quota", f"must be None or a request count >= 0, got {quota!r}")
-        companies = tuple(dict(c) for c in (corp_codes or (*DEMO_COMPANIES, *_UNLISTED_COMPANIES)))
+        for name, count in (("quota", quota), ("maintenance_after", maintenance_after)):
+            if count is not None and (
+                isinstance(count, bool) or not isinstance(count, int) or count < 0
+            ):
+                raise ConfigError(name, f"must be None or a request count >= 0, got {count!r}")
+        if not (isinstance(block_seconds, int | float) and block_seconds > 0):
+            raise ConfigError("block_seconds", f"must be seconds > 0, got {block_seconds!r}")
+        if filed_until is not None and not _DATE_PATTERN.fullmatch(filed_until):
+            raise ConfigError("filed_until", f"must be None or YYYYMMDD, got {filed_until!r}")
+        default = (*DEMO_COMPANIES, *_UNLISTED_COMPANIES, *DELISTED_COMPANIES)
+        companies = tuple(dict(c) for c in (corp_codes or default))
         for company in companies:
             if not _CORP_CODE_PATTERN.fullmatch(company.get("corp_code", "")):
                 raise ConfigError("corp_codes", f"every corp_code must be 8 digits: {company!r}")
@@ -401,36 +484,85 @@ class OpenDartStandIn(FaultServer):
         )
         self._api_key = api_key
         self.no_data_ratio = float(no_data_ratio)
-        #: Requests this server answers before every answer becomes 020; None for no quota.
+        #: Requests this server answers in a day before every answer becomes 020; None: no quota.
         self.quota = quota
         #: While true every connection is reset, as when OpenDART blocks an IP address.
         self.blocked = blocked
+        #: How long going over the rate window blocks the IP.
+        self.block_seconds = float(block_seconds)
         #: While true every answer is status 800 (system maintenance).
         self.maintenance = False
-        self._companies = companies
+        #: Requests after which maintenance starts (then None); None for no such window.
+        self.maintenance_after = maintenance_after
+        #: Reports filed after this date (YYYYMMDD) are not filed yet; None: all are.
+        self.filed_until = filed_until
+        self._companies = {c["corp_code"]: c for c in companies}
         self._requests = 0
+        self._quota_used = 0
+        self._blocked_until = -math.inf
+        self._revisions: dict[tuple[str, int, str], int] = {}
 
     @property
     def requests(self) -> int:
-        """Requests that arrived since the start (the quota counts these)."""
+        """Requests that arrived since the start."""
         return self._requests
+
+    def new_day(self) -> None:
+        """Midnight KST: the daily quota starts again."""
+        self._quota_used = 0
+
+    def unblock(self) -> None:
+        """Lift an IP block that going over the rate window caused."""
+        self._blocked_until = -math.inf
+
+    def correct(self, corp_code: str, bsns_year: int, reprt_code: str) -> str:
+        """File a correction of a report (``[기재정정]``); returns its new ``rcept_no``."""
+        report = (corp_code, int(bsns_year), reprt_code)
+        self._revisions[report] = self._revisions.get(report, 0) + 1
+        return self.rcept_no(corp_code, int(bsns_year), reprt_code)
+
+    def rcept_no(self, corp_code: str, bsns_year: int, reprt_code: str, revision: int = -1) -> str:
+        """The receipt number of a report's filing (its latest correction by default)."""
+        if revision < 0:
+            revision = self._revisions.get((corp_code, bsns_year, reprt_code), 0)
+        date = _filing_date(bsns_year, reprt_code, self._acc_mt(corp_code), revision)
+        serial = 1 + int(9998 * _draw(corp_code, bsns_year, reprt_code, "rcept", revision))
+        return f"{date}{serial:06d}"
+
+    def report_filed(self, corp_code: str, bsns_year: int, reprt_code: str) -> bool:
+        """Whether a report is filed: it has rows (CFS or OFS) and is not filed in the future."""
+        if self.filed_until is not None and (
+            _filing_date(bsns_year, reprt_code, self._acc_mt(corp_code), 0) > self.filed_until
+        ):
+            return False
+        return any(
+            not self._is_no_data(f"{corp_code}/{bsns_year}/{reprt_code}/{div}")
+            for div in sorted(_FS_DIVS)
+        )
 
     def choose_fault(self, request: web.Request, item: str, attempt: int, now: float) -> str | None:
         """Block, maintenance and quota come before the plan's faults."""
         self._requests += 1
-        if self.blocked:
+        if self.blocked or now < self._blocked_until:
             return "blocked"
+        if self._over_rate_limit(now):
+            # OpenDART blocks the IP past ~1,000 requests a minute; it does not answer 020.
+            self._blocked_until = now + self.block_seconds
+            return "blocked"
+        if self.maintenance_after is not None and self._requests > self.maintenance_after:
+            self.maintenance, self.maintenance_after = True, None
         if self.maintenance:
             return "maintenance"
-        if self.quota is not None and self._requests > self.quota:
+        self._quota_used += 1
+        if self.quota is not None and self._quota_used > self.quota:
             return "quota"
-        return super().choose_fault(request, item, attempt, now)
+        return self.plan.fault_for(item, attempt)
 
     async def fault_response(
         self, request: web.Request, context: ItemContext, fault: str
     ) -> web.StreamResponse:
-        """Limits answer 020 and maintenance 800, as HTTP 200 like every OpenDART answer."""
-        if fault in ("rate_limit", "quota"):
+        """The quota answers 020 and maintenance 800, as HTTP 200 like every OpenDART answer."""
+        if fault == "quota":
             return self._status(request, "020")
         if fault == "maintenance":
             return self._status(request, "800")
@@ -457,12 +589,28 @@ class OpenDartStandIn(FaultServer):
     def _is_no_data(self, item: str) -> bool:
         return _draw(item, "no-data") < self.no_data_ratio
 
+    def _acc_mt(self, corp_code: str) -> int:
+        company = self._companies.get(corp_code, {})
+        month = company.get("acc_mt") or _PROFILES.get(corp_code, {}).get("acc_mt", "12")
+        return int(month)
+
+    def _profile(self, corp_code: str) -> dict[str, str]:
+        """corp_code, corp_name, corp_eng_name, stock_code, corp_cls of a known company."""
+        company = dict(_PROFILES.get(corp_code, {}))
+        company.update(self._companies[corp_code])
+        stock_code = company.get("stock_code", "").strip()
+        company["stock_code"] = stock_code
+        company.setdefault("corp_cls", "Y" if stock_code else "E")
+        company.setdefault("corp_eng_name", "")
+        return company
+
     async def _answer(self, request: web.Request, context: ItemContext) -> web.StreamResponse:
         name = request.path.rsplit("/", 1)[-1]
         if not request.path.startswith("/api/") or name not in (
             "fnlttSinglAcntAll.json",
             "company.json",
             "corpCode.xml",
+            "list.json",
         ):
             raise web.HTTPNotFound()
         if not self._key_ok(request):
@@ -471,6 +619,8 @@ class OpenDartStandIn(FaultServer):
             return self._corp_codes()
         if name == "company.json":
             return self._company(request)
+        if name == "list.json":
+            return self._filings(request)
         return self._statements(request, context)
 
     def _statements(self, request: web.Request, context: ItemContext) -> web.Response:
@@ -487,36 +637,124 @@ class OpenDartStandIn(FaultServer):
             or fs_div not in _FS_DIVS
         ):
             return self._status(request, "100")
-        if self._is_no_data(context.item):
+        if self._is_no_data(context.item) or not self.report_filed(
+            corp_code, int(year), reprt_code
+        ):
             return self._status(request, "013")
-        return _json_answer(_statements_body(corp_code, int(year), reprt_code, fs_div))
+        rcept_no = self.rcept_no(corp_code, int(year), reprt_code)
+        return _json_answer(_statements_body(corp_code, int(year), reprt_code, fs_div, rcept_no))
 
     def _company(self, request: web.Request) -> web.Response:
         corp_code = request.query.get("corp_code", "")
         if not _CORP_CODE_PATTERN.fullmatch(corp_code):
             return self._status(request, "100")
-        company = next((c for c in self._companies if c["corp_code"] == corp_code), None)
-        if company is None:
+        if corp_code not in self._companies:
             return self._status(request, "013")
-        stock_code = company.get("stock_code", "").strip()
+        company = self._profile(corp_code)
         return _json_answer(
             {
                 "status": "000",
                 "message": _MESSAGES["000"],
                 "corp_code": corp_code,
                 "corp_name": company["corp_name"],
-                "stock_name": company["corp_name"] if stock_code else "",
-                "stock_code": stock_code,
-                "corp_cls": "Y" if stock_code else "E",
+                "corp_name_eng": company["corp_eng_name"],
+                "stock_name": company["corp_name"] if company["stock_code"] else "",
+                "stock_code": company["stock_code"],
+                "corp_cls": company["corp_cls"],
+                "acc_mt": f"{self._acc_mt(corp_code):02d}",
             }
         )
 
+    def _filings(self, request: web.Request) -> web.Response:
+        """``list.json``: one company's periodic reports in a date range, newest first, paged."""
+        query = request.query
+        corp_code = query.get("corp_code", "")
+        begin = query.get("bgn_de", "") or "19990101"
+        end = query.get("end_de", "") or "99991231"
+        kind = query.get("pblntf_ty", "")
+        detail = query.get("pblntf_detail_ty", "")
+        latest_only = query.get("last_reprt_at", "N") == "Y"
+        page_no = _whole(query.get("page_no", ""), 1)
+        page_count = _whole(query.get("page_count", ""), 10)
+        if (
+            not _CORP_CODE_PATTERN.fullmatch(corp_code)
+            or not _DATE_PATTERN.fullmatch(begin)
+            or not _DATE_PATTERN.fullmatch(end)
+            or kind not in ("", "A")
+            or detail not in ("", "A001", "A002", "A003")
+            or page_no is None
+            or page_count is None
+            or page_count > 100
+        ):
+            return self._status(request, "100")
+        known = self._companies.get(corp_code, {})
+        company = self._profile(corp_code) if known else {"corp_name": "", "stock_code": ""}
+        filings = [
+            filing
+            for filing in self._all_filings(corp_code, latest_only)
+            if begin <= filing["rcept_dt"] <= end
+            and (not detail or _FILING_KINDS[filing["reprt_code"]][0] == detail)
+        ]
+        filings.sort(key=lambda filing: filing["rcept_no"], reverse=True)
+        total_page = max(1, math.ceil(len(filings) / page_count))
+        page = filings[(page_no - 1) * page_count : page_no * page_count]
+        if not page:
+            return self._status(request, "013")
+        return _json_answer(
+            {
+                "status": "000",
+                "message": _MESSAGES["000"],
+                "page_no": page_no,
+                "page_count": page_count,
+                "total_count": len(filings),
+                "total_page": total_page,
+                "list": [
+                    {
+                        "corp_code": corp_code,
+                        "corp_name": company["corp_name"],
+                        "stock_code": company["stock_code"],
+                        "corp_cls": company.get("corp_cls", "E"),
+                        "report_nm": filing["report_nm"],
+                        "rcept_no": filing["rcept_no"],
+                        "flr_nm": company["corp_name"],
+                        "rcept_dt": filing["rcept_dt"],
+                        "rm": "",
+                    }
+                    for filing in page
+                ],
+            }
+        )
+
+    def _all_filings(self, corp_code: str, latest_only: bool) -> list[dict[str, str]]:
+        acc_mt = self._acc_mt(corp_code)
+        last_year = int((self.filed_until or "2100")[:4]) + 1
+        filings = []
+        for year in range(_FIRST_YEAR, last_year + 1):
+            for reprt_code in REPORT_CODES:
+                if not self.report_filed(corp_code, year, reprt_code):
+                    continue
+                end_year, end_month = period_end(year, reprt_code, acc_mt)
+                latest = self._revisions.get((corp_code, year, reprt_code), 0)
+                for revision in range(latest if latest_only else 0, latest + 1):
+                    rcept_no = self.rcept_no(corp_code, year, reprt_code, revision)
+                    prefix = _CORRECTION if revision else ""
+                    name = _FILING_KINDS[reprt_code][1]
+                    filings.append(
+                        {
+                            "reprt_code": reprt_code,
+                            "rcept_no": rcept_no,
+                            "rcept_dt": rcept_no[:8],
+                            "report_nm": f"{prefix}{name} ({end_year}.{end_month:02d})",
+                        }
+                    )
+        return filings
+
     def _corp_codes(self) -> web.Response:
         entries = []
-        for company in self._companies:
-            corp_code = company["corp_code"]
+        for corp_code in self._companies:
+            company = self._profile(corp_code)
             # OpenDART writes a single space for a company with no stock code.
-            stock_code = company.get("stock_code", "").strip() or " "
+            stock_code = company["stock_code"] or " "
             modify_date = company.get("modify_date") or (
                 f"2024{1 + math.floor(12 * _draw(corp_code, 'month')):02d}"
                 f"{1 + math.floor(28 * _draw(corp_code, 'day')):02d}"
@@ -525,6 +763,7 @@ class OpenDartStandIn(FaultServer):
                 "    <list>\n"
                 f"        <corp_code>{corp_code}</corp_code>\n"
                 f"        <corp_name>{escape(company.get('corp_name', ''))}</corp_name>\n"
+                f"        <corp_eng_name>{escape(company['corp_eng_name'])}</corp_eng_name>\n"
                 f"        <stock_code>{escape(stock_code)}</stock_code>\n"
                 f"        <modify_date>{escape(modify_date)}</modify_date>\n"
                 "    </list>\n"

@@ -9,7 +9,15 @@
 
 from __future__ import annotations
 
-from .companies import CompanyListError, RowProblem, load_companies, parse_companies
+from .companies import (
+    CompanyListError,
+    CompanyRow,
+    RowProblem,
+    load_companies,
+    parse_companies,
+    read_company_rows,
+    resolve_companies,
+)
 from .corpcode import OpenDartError, fetch_corp_codes, parse_corp_code_zip
 from .items import (
     FS_DIVS,
@@ -20,16 +28,24 @@ from .items import (
     plan_items,
 )
 from .layout import DATA_PREFIX, data_key
-from .source import DEFAULT_BASE_URL, FATAL_STATUSES, OpenDartSource, check_api_key
+from .source import (
+    DEFAULT_BASE_URL,
+    FATAL_STATUSES,
+    REFUSED_STATUSES,
+    OpenDartSource,
+    check_api_key,
+)
 
 __all__ = [
     "DATA_PREFIX",
     "DEFAULT_BASE_URL",
     "FATAL_STATUSES",
     "FS_DIVS",
+    "REFUSED_STATUSES",
     "REPORT_CODES",
     "Company",
     "CompanyListError",
+    "CompanyRow",
     "OpenDartError",
     "OpenDartSource",
     "RowProblem",
@@ -42,4 +58,6 @@ __all__ = [
     "parse_companies",
     "parse_corp_code_zip",
     "plan_items",
+    "read_company_rows",
+    "resolve_companies",
 ]

@@ -22,7 +22,13 @@ from ...http import Fetcher, Request
 from ...outcomes import Fatal, classify_http_status
 from ...redact import redact_text, register_secret
 from .items import Company
-from .source import DEFAULT_BASE_URL, FATAL_STATUSES, check_api_key
+from .source import (
+    DEFAULT_BASE_URL,
+    FATAL_STATUSES,
+    REFUSED_STATUSES,
+    check_api_key,
+    wrong_base_url,
+)
 
 __all__ = [
     "OpenDartError",
@@ -46,7 +52,8 @@ def parse_corp_code_zip(data: bytes, *, listed_only: bool = True) -> list[Compan
     """The companies in a ``corpCode.xml`` answer; only listed ones (with a stock code) by default.
 
     An error answer raises :class:`~asyncrawl.errors.UpstreamFatalError` for statuses that
-    end a run (010, 011, 012, 901: unknown, suspended, IP-refused or expired key) and
+    end a run (010, 011, 012, 901: unknown, suspended, IP-refused or expired key; 020 daily
+    quota used; 800 maintenance) and
     :class:`OpenDartError` otherwise; an answer that is neither ZIP nor XML raises
     :class:`OpenDartError` with status ``bad_body``.
     """
@@ -149,6 +156,10 @@ def _raise_error_answer(data: bytes) -> None:
     message = redact_text((root.findtext("message") or "").strip()) if root is not None else ""
     if status in FATAL_STATUSES:
         raise UpstreamFatalError(f"{FATAL_STATUSES[status]} (DART status {status})", status=status)
+    if status in REFUSED_STATUSES:
+        raise UpstreamFatalError(
+            f"{REFUSED_STATUSES[status]} (DART status {status})", status=status
+        )
     raise OpenDartError(status, message or "no message")
 
 
@@ -163,8 +174,9 @@ async def fetch_corp_codes(
     """Download ``corpCode.xml`` through ``fetcher`` and return its companies.
 
     Listed companies only by default. Errors are as for :func:`parse_corp_code_zip`; an HTTP
-    401/403 raises :class:`~asyncrawl.errors.UpstreamFatalError` and other HTTP errors
-    :class:`OpenDartError` (status ``http_<code>``). The key never appears in any message.
+    404 (a wrong ``base_url``) and 401/403 raise :class:`~asyncrawl.errors.UpstreamFatalError`
+    and other HTTP errors :class:`OpenDartError` (status ``http_<code>``). The key never
+    appears in any message.
     """
     check_api_key(api_key)
     register_secret(api_key)
@@ -175,6 +187,8 @@ async def fetch_corp_codes(
         secret_params=frozenset({"crtfc_key"}),
     )
     response = await fetcher.fetch(request, timeout=timeout)
+    if response.status == 404:
+        raise UpstreamFatalError(f"corpCode.xml: {wrong_base_url(root, 404)}", status="http_404")
     by_http = classify_http_status(response.status, response.headers)
     if isinstance(by_http, Fatal):
         raise UpstreamFatalError(f"corpCode.xml: {by_http.reason}", status=by_http.status)

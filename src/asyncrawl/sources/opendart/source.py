@@ -9,12 +9,19 @@ DART status             outcome (``status`` is the DART code, counted in run sum
 ======================  =====================================================================
 000 with rows           ``Ok(payload=[row, ...])`` (rows enriched, see below)
 000 without rows, 013   ``NoData``: finished, never retried
-020                     ``SlowDown(retry_after=slowdown_seconds)``: every worker pauses
-800, 900                ``Transient``: retried with back-off
+020                     ``Fatal``: the key's *daily* quota is used; the run stops, its
+                        unfinished items stay remaining and the same run id resumes them after
+                        midnight KST (OpenDART's per-minute limit is an IP block, not 020)
+800                     ``Fatal``: OpenDART is under maintenance (minutes to hours); the run
+                        stops and the same run id resumes it later
+900                     ``Transient``: retried with back-off
 010, 011, 012, 901      ``Fatal``: the key is unknown, suspended, not allowed from this IP or
                         expired; the run stops (the reason never carries the key)
 014, 021, 100, 101      ``Failed``: this item cannot succeed
 anything else           ``Failed`` with DART's status and message
+HTTP 404                ``Fatal(status="http_404")``: OpenDART answers every error as HTTP 200,
+                        so a 404 means the base URL is wrong (say, without ``/api/``); every
+                        other item would meet the same 404
 not JSON / not a dict   ``Transient(status="bad_body")`` (an HTML error page from a proxy, a
                         truncated answer): never a crash
 ======================  =====================================================================
@@ -44,7 +51,6 @@ from ...outcomes import (
     NoData,
     Ok,
     Outcome,
-    SlowDown,
     Transient,
     classify_http_status,
 )
@@ -54,9 +60,12 @@ from .items import StatementItem
 __all__ = [
     "DEFAULT_BASE_URL",
     "FATAL_STATUSES",
+    "REFUSED_STATUSES",
     "OpenDartSource",
     "check_api_key",
+    "status_outcome",
     "utc_now",
+    "wrong_base_url",
 ]
 
 #: OpenDART's API root.
@@ -71,10 +80,14 @@ FATAL_STATUSES: Mapping[str, str] = {
     "012": "this IP address is not allowed to use the API key",
     "901": "the API key has expired (the account's retention period ended); renew it",
 }
+#: DART statuses that stop the run while its work stays resumable (same run id, later).
+REFUSED_STATUSES: Mapping[str, str] = {
+    "020": "daily quota used: the key's daily request limit is spent; resumable after "
+    "midnight KST with the same run id",
+    "800": "OpenDART is under maintenance; resume later with the same run id",
+}
 _NO_DATA = "013"
-_SLOW_DOWN = "020"
 _TRANSIENT: Mapping[str, str] = {
-    "800": "OpenDART is under maintenance",
     "900": "OpenDART reported an undefined error",
 }
 _FAILED: Mapping[str, str] = {
@@ -133,13 +146,11 @@ class OpenDartSource:
     """A :class:`asyncrawl.source.Source` of :class:`StatementItem`: full financial statements.
 
     ``api_key`` is checked (40 characters) and registered with :mod:`asyncrawl.redact` so no
-    log shows it; it is never part of ``repr``. ``slowdown_seconds`` is how long every worker
-    pauses after status 020 (limit exceeded). ``clock`` stamps ``crawled_at``.
+    log shows it; it is never part of ``repr``. ``clock`` stamps ``crawled_at``.
     """
 
     api_key: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
-    slowdown_seconds: float = 60.0
     clock: Callable[[], datetime] = field(default=utc_now, repr=False)
 
     def __post_init__(self) -> None:
@@ -147,14 +158,6 @@ class OpenDartSource:
         register_secret(self.api_key)
         # Frozen: the normalised URL is stored the one way a frozen dataclass allows.
         object.__setattr__(self, "base_url", _check_base_url(self.base_url))
-        if (
-            isinstance(self.slowdown_seconds, bool)
-            or not isinstance(self.slowdown_seconds, int | float)
-            or not self.slowdown_seconds > 0
-        ):
-            raise ConfigError(
-                "slowdown_seconds", f"{self.slowdown_seconds!r} must be a positive number"
-            )
 
     def key(self, item: StatementItem) -> str:
         """The item's stable key, ``corp_code/bsns_year/reprt_code/fs_div``."""
@@ -176,6 +179,8 @@ class OpenDartSource:
 
     def classify(self, item: StatementItem, response: Response) -> Outcome:
         """What ``response`` means for ``item`` (see the module docstring's table)."""
+        if response.status == 404:
+            return Fatal(status="http_404", reason=wrong_base_url(self.base_url, 404))
         by_http = classify_http_status(response.status, response.headers)
         if by_http is not None:
             return by_http
@@ -188,24 +193,9 @@ class OpenDartSource:
         status = body.get("status")
         if not isinstance(status, str):
             return _bad_body("the answer has no status")
-        message = _message(body)
         if status == "000":
             return self._rows(item, body)
-        if status == _NO_DATA:
-            return NoData(status=status, reason=f"no data ({status})")
-        if status == _SLOW_DOWN:
-            return SlowDown(
-                status=status,
-                reason=f"request limit exceeded ({status}): {message}",
-                retry_after=float(self.slowdown_seconds),
-            )
-        if status in _TRANSIENT:
-            return Transient(status=status, reason=f"{_TRANSIENT[status]} ({status}): {message}")
-        if status in FATAL_STATUSES:
-            return Fatal(status=status, reason=f"{FATAL_STATUSES[status]} (DART status {status})")
-        if status in _FAILED:
-            return Failed(status=status, reason=f"{_FAILED[status]} ({status}): {message}")
-        return Failed(status=status, reason=f"unexpected DART status {status}: {message}")
+        return status_outcome(status, body)
 
     def _rows(self, item: StatementItem, body: Mapping[str, Any]) -> Outcome:
         rows = body.get("list")
@@ -232,6 +222,35 @@ class OpenDartSource:
             out["crawled_at"] = crawled_at
             enriched.append(out)
         return Ok(status="000", payload=enriched)
+
+
+def status_outcome(status: str, body: Mapping[str, Any]) -> Outcome:
+    """What a DART status other than 000 means, for any OpenDART JSON endpoint."""
+    message = _message(body)
+    if status == _NO_DATA:
+        return NoData(status=status, reason=f"no data ({status})")
+    if status in REFUSED_STATUSES:
+        return Fatal(status=status, reason=f"{REFUSED_STATUSES[status]} (DART status {status})")
+    if status in _TRANSIENT:
+        return Transient(status=status, reason=f"{_TRANSIENT[status]} ({status}): {message}")
+    if status in FATAL_STATUSES:
+        return Fatal(status=status, reason=f"{FATAL_STATUSES[status]} (DART status {status})")
+    if status in _FAILED:
+        return Failed(status=status, reason=f"{_FAILED[status]} ({status}): {message}")
+    return Failed(status=status, reason=f"unexpected DART status {status}: {message}")
+
+
+def wrong_base_url(base_url: str, http_status: int) -> str:
+    """Why every answer is HTTP ``http_status``: the base URL (``base_url``) is probably wrong.
+
+    OpenDART answers its own errors as HTTP 200, so a 404 means the requests go to the wrong
+    place. The text names the library parameter ``base_url``; the CLI and the Lambda name
+    their own setting (``--base-url``, ``DART_BASE_URL``).
+    """
+    return (
+        f"HTTP {http_status} from {base_url}: the base URL (base_url) is probably wrong; "
+        f"OpenDART's is {DEFAULT_BASE_URL} (with the /api/ suffix)"
+    )
 
 
 def _bad_body(reason: str) -> Transient:
