@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import BlobStore, Sink
 from .directory import DirectoryStore
 from .journal import (
@@ -35,8 +37,10 @@ from .layout import (
 )
 from .record_sink import DATA_CONTENT_TYPE, RecordSink
 from .records import decode_jsonl_gz, encode_jsonl_gz
-from .s3 import S3Store
 from .store import open_store
+
+if TYPE_CHECKING:
+    from .s3 import S3Store
 
 __all__ = [
     "DATA_CONTENT_TYPE",
@@ -65,3 +69,12 @@ __all__ = [
     "write_run_state",
     "write_summary",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # S3Store pulls in aioboto3 and botocore (about 0.3 s): only a run that writes to S3 pays.
+    if name == "S3Store":
+        from .s3 import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
