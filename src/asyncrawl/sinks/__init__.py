@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import BlobStore, Sink
 from .bounded import BoundedStore, bounded, describe_store
 from .directory import DirectoryStore
@@ -39,8 +41,10 @@ from .layout import (
 from .lease import RunLease, lease_prefix
 from .record_sink import DATA_CONTENT_TYPE, RecordSink
 from .records import decode_jsonl_gz, encode_jsonl_gz
-from .s3 import S3Store
 from .store import open_store
+
+if TYPE_CHECKING:
+    from .s3 import S3Store
 
 __all__ = [
     "DATA_CONTENT_TYPE",
@@ -74,3 +78,12 @@ __all__ = [
     "write_run_state",
     "write_summary",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # S3Store pulls in aioboto3 and botocore (about 0.3 s): only a run that writes to S3 pays.
+    if name == "S3Store":
+        from .s3 import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

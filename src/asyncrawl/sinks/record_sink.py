@@ -10,7 +10,7 @@ from ..outcomes import Failed, NoData, Ok
 from ..results import ItemResult
 from .base import BlobStore
 from .journal import RunJournal
-from .records import encode_jsonl_gz
+from .records import encode_off_loop
 
 __all__ = ["DATA_CONTENT_TYPE", "RecordSink"]
 
@@ -54,7 +54,8 @@ class RecordSink:
             key = self.data_key(result)
             rows: Iterable[Mapping[str, Any]] = outcome.payload
             try:
-                body = encode_jsonl_gz(rows)
+                # On a worker thread: compressing a big item must not stall the event loop.
+                body = await encode_off_loop(rows)
             except TypeError as exc:
                 # A Source bug, not a storage fault; still, the item must not count as ok.
                 raise SinkError(f"item {result.key}: payload is not JSON rows: {exc}") from None

@@ -8,7 +8,6 @@ from contextlib import AbstractAsyncContextManager
 from ..errors import ConfigError
 from .base import BlobStore
 from .directory import DirectoryStore
-from .s3 import S3Store
 
 __all__ = ["open_store"]
 
@@ -39,6 +38,9 @@ def open_store(uri: str, *, max_concurrency: int = 8) -> AbstractAsyncContextMan
     bucket, _, prefix = rest[2:].partition("/")
     if not bucket:
         raise ConfigError("uri", f"{uri!r} names no bucket; {_FIX}")
+    # Imported here: aioboto3 is slow to import and a directory run never needs it.
+    from .s3 import S3Store
+
     try:
         return S3Store(bucket, prefix, max_concurrency=max_concurrency)
     except ConfigError as exc:
