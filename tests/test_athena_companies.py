@@ -13,6 +13,7 @@ import asyncio
 import json
 import urllib.request
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
@@ -25,8 +26,8 @@ from asyncrawl.aws.athena import (
     AthenaQueryError,
     load_athena_companies,
 )
-from asyncrawl.aws.defaults import default_years
 from asyncrawl.errors import ConfigError
+from asyncrawl.jobs.opendart import default_years
 from asyncrawl.sources.opendart.companies import CompanyListError
 from asyncrawl.sources.opendart.items import Company
 
@@ -247,12 +248,10 @@ def test_settings_come_from_the_environment_or_an_athena_uri() -> None:
 
 
 # 2026-12-31 15:30 UTC is 2027-01-01 00:30 in Korea: the KST year has turned.
-NEW_YEAR_KST = 1798731000.0
+NEW_YEAR_KST = datetime(2026, 12, 31, 15, 30, tzinfo=UTC)
 
 
 def test_default_years_follow_the_kst_calendar() -> None:
-    assert default_years("quarter", now=NEW_YEAR_KST) == [2026, 2027]
-    assert default_years("annual", now=NEW_YEAR_KST) == [2026]
-    assert default_years("quarter", now=NEW_YEAR_KST - 3600) == [2025, 2026]
-    with pytest.raises(ValueError, match="crawler_type"):
-        default_years("monthly", now=NEW_YEAR_KST)
+    assert default_years("quarter", NEW_YEAR_KST) == (2026, 2027)
+    assert default_years("annual", NEW_YEAR_KST) == (2026,)
+    assert default_years("quarter", NEW_YEAR_KST - timedelta(hours=1)) == (2025, 2026)

@@ -18,6 +18,12 @@ with the workgroup and output location from the same environment variables):
   below; ``ATHENA_DATABASE`` is then only the query's default database).
 - ``ATHENA_WORKGROUP`` (default ``primary``) and ``ATHENA_OUTPUT`` (``s3://bucket/prefix/``,
   needed unless the workgroup sets its own result location).
+- ``ATHENA_MAX_WAIT_SECONDS`` (default 60): how long the Lambda waits for the query, well
+  inside its 240 s budget; the company list of the old crawler's table answers in seconds.
+
+In the Lambda, :func:`athena_company_hook` is one of the OpenDART job's company-list hooks
+(``asyncrawl.jobs.opendart.COMPANY_LIST_HOOKS``): a payload-less event with no
+``COMPANIES_URI`` crawls every company the query returns.
 
 The rows are read exactly as a CSV company list is (:func:`asyncrawl.sources.opendart.companies.
 parse_companies`): the same column names (``corp_code`` or ``dart_corp_code``; ``stock_code``,
@@ -37,7 +43,7 @@ import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -45,10 +51,14 @@ from ..errors import AsyncrawlError, ConfigError
 from ..sources.opendart.companies import parse_companies
 from ..sources.opendart.items import Company
 
+if TYPE_CHECKING:
+    from ..sinks.base import BlobStore
+
 __all__ = [
     "OLD_CRAWLER_QUERY",
     "AthenaCompanyQuery",
     "AthenaQueryError",
+    "athena_company_hook",
     "load_athena_companies",
 ]
 
@@ -66,6 +76,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,254}")
 _FIRST_POLL_S = 0.2
 _LONGEST_POLL_S = 2.0
 _PAGE_ROWS = 1000
+_DEFAULT_WAIT_S = 60.0
 
 
 class AthenaQueryError(AsyncrawlError):
@@ -156,9 +167,20 @@ async def load_athena_companies(
 
         async with aioboto3.Session().client("athena") as own:
             return await load_athena_companies(source, deadline=deadline, client=own)
-    query_id = await _start(source, client)
-    await _wait(source, client, query_id, deadline)
-    rows = await _rows(client, query_id)
+    try:
+        query_id = await _start(source, client)
+        await _wait(source, client, query_id, deadline)
+        rows = await _rows(client, query_id)
+    except AthenaQueryError:
+        raise
+    except Exception as error:
+        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        if code is None:
+            raise
+        # AccessDenied, InvalidRequestException...: Athena's own words name the fix.
+        raise AthenaQueryError(
+            f"{source.name}: Athena refused the company-list query: {error}"
+        ) from error
     # As JSON Lines, so "line N" in an error is the query result's Nth row.
     lines = b"\n".join(orjson.dumps(row) for row in rows)
     return await asyncio.to_thread(parse_companies, lines, name=f"{source.name}.jsonl")
@@ -224,3 +246,23 @@ async def _rows(client: Any, query_id: str) -> list[dict[str, str | None]]:
         token = page.get("NextToken")
         if not token:
             return rows
+
+
+async def athena_company_hook(environ: Mapping[str, str], store: BlobStore) -> list[Company] | None:
+    """The OpenDART job's company-list hook: the Athena list when the environment sets one up.
+
+    Returns None when neither ``ATHENA_TABLE`` nor ``ATHENA_QUERY`` is set (another source may
+    then be asked); waits at most ``ATHENA_MAX_WAIT_SECONDS`` (default 60) for the query.
+    """
+    source = AthenaCompanyQuery.from_env(environ)
+    if source is None:
+        return None
+    text = environ.get("ATHENA_MAX_WAIT_SECONDS", "").strip()
+    try:
+        wait = float(text) if text else _DEFAULT_WAIT_S
+    except ValueError:
+        wait = -1.0
+    if not 0 < wait <= 900:
+        raise ConfigError("ATHENA_MAX_WAIT_SECONDS", f"{text!r}: give seconds, e.g. 60")
+    deadline = asyncio.get_running_loop().time() + wait
+    return await load_athena_companies(source, deadline=deadline)
