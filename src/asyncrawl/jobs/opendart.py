@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from ..aws.athena import athena_company_hook
 from ..engine import CrawlConfig
 from ..errors import ConfigError, ContinuationError, InputError, SinkError, UpstreamFatalError
 from ..http import Fetcher
@@ -64,8 +65,9 @@ KST = timezone(timedelta(hours=9), "KST")
 
 #: ``await hook(environ, store)``: a company list, or None when this source is not set up.
 CompanyHook = Callable[[Mapping[str, str], BlobStore], Awaitable[list[Company] | None]]
-#: Company-list sources a payload-less plan tries after ``COMPANIES_URI`` (Athena plugs in).
-COMPANY_LIST_HOOKS: list[CompanyHook] = []
+#: Company-list sources a payload-less plan tries after ``COMPANIES_URI``: the Athena table
+#: or query of ``ATHENA_TABLE``/``ATHENA_QUERY`` (asyncrawl.aws.athena), when set.
+COMPANY_LIST_HOOKS: list[CompanyHook] = [athena_company_hook]
 
 
 def default_years(crawler_type: str, now: datetime | None = None) -> tuple[int, ...]:
