@@ -37,7 +37,7 @@ def _time_imports(python: str, task_root: Path, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         # Our own interpreter and script, fixed arguments, no shell.
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [python, "-I", "-S", "-B", "-c", _TIMED_IMPORT, str(task_root)],
             capture_output=True,
             text=True,
