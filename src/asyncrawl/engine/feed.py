@@ -179,6 +179,7 @@ class Feed(Generic[T]):
         """Plan what a Sequence input still holds, so it is listed remaining (or skipped).
 
         Any other input (a generator, an endless or paged async source) is left where it is.
+        Either way :attr:`position` counts only the items the workers read.
         """
         if self.exhausted or not isinstance(self._items, Sequence):
             return
@@ -191,7 +192,8 @@ class Feed(Generic[T]):
                     not_started.append(key)
         except Exception as error:  # Source.key failed: surface it
             self._life.fail(error)
-        self.position = len(self._items)
+        # `position` stays where the workers stopped reading: the unstarted rest of the input
+        # (listed remaining or skipped just now) begins there.
 
     async def aclose(self) -> None:
         """Close the user's async iterator (its ``finally`` blocks run now, not at exit)."""
