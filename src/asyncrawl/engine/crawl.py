@@ -14,6 +14,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Generic, Literal, Self, TypeVar
 
+from ..errors import ConfigError
 from ..http import Fetcher
 from ..limiter import RateLimiter
 from ..results import ItemResult
@@ -59,7 +60,6 @@ class Crawl(Generic[T]):
         self.run_id = run_id
         #: How many items the caller announced (for progress displays), if known.
         self.total = total
-        self._confirm = confirm
         self._life = Lifecycle(run_id, deadline=config.deadline_s, grace=config.grace_s)
         self._ledger: Ledger[T] = Ledger(confirm=confirm)
         self._feed = Feed(
@@ -88,7 +88,36 @@ class Crawl(Generic[T]):
     @property
     def confirming(self) -> bool:
         """Whether ok / no-data results count only once :meth:`confirm` is called."""
-        return self._confirm
+        return self._ledger.confirm_writes
+
+    @property
+    def started(self) -> bool:
+        """Whether the run has started (its first result was asked for, or it was entered)."""
+        return self._life.state is not State.NEW
+
+    def require_confirmation(self) -> None:
+        """From now on an ok / no-data result counts only once :meth:`confirm` is called.
+
+        What a sink needs (:func:`asyncrawl.deliver` calls it); only before the run starts.
+        """
+        if self.started:
+            raise ConfigError(
+                "crawl", "has already started; hand a crawl fresh from run(...) to the sink"
+            )
+        self._ledger.confirm_writes = True
+
+    # Read and set by pipeline.deliver() before `started` and `require_confirmation()` existed.
+    @property
+    def _confirm(self) -> bool:
+        return self._ledger.confirm_writes
+
+    @_confirm.setter
+    def _confirm(self, value: bool) -> None:
+        self._ledger.confirm_writes = value
+
+    @property
+    def _started(self) -> bool:
+        return self.started
 
     @property
     def limiter(self) -> RateLimiter:
