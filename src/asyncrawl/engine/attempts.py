@@ -117,6 +117,9 @@ class Attempts(Generic[T]):
         # cost then. (Hedges are capped apart and never wait for a slot.)
         self._host_limited = config.per_host is not None
         self._host_slots: dict[str, asyncio.Semaphore] = {}
+        # Rate windows per host, besides the global ones (a limiter per host, made on first use).
+        self._host_rates = config.per_host_rates
+        self._host_limiters: dict[str, RateLimiter] = {}
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -178,13 +181,13 @@ class Attempts(Generic[T]):
             return self._result(item, key, failed, attempts)
         return self._result(item, key, outcome, attempts)
 
-    async def _wait_for_limiter(self, weight: int) -> None:
+    async def _wait_for_limiter(self, limiter: RateLimiter, weight: int) -> None:
         # Waiting for the limiter counts as in flight: a stop must not wait for a cooldown.
         task = asyncio.current_task()
         if task is not None:
             self._life.in_flight.add(task)
         try:
-            admitted = await self._limiter.acquire(weight, before=self._life.deadline_at)
+            admitted = await limiter.acquire(weight, before=self._life.deadline_at)
         finally:
             if task is not None:
                 self._life.in_flight.discard(task)
@@ -212,8 +215,13 @@ class Attempts(Generic[T]):
     async def _attempt(self, item: T, request: Request, *, retry: bool) -> FinalOutcome:
         if self._life.state is not State.RUNNING:
             raise _Stopped
+        if self._host_rates:
+            # The host's own windows first: waiting for them holds no global slot.
+            host_limiter = self._host_limiter(request.host)
+            if not host_limiter.try_acquire(request.weight):
+                await self._wait_for_limiter(host_limiter, request.weight)
         if not self._limiter.try_acquire(request.weight):
-            await self._wait_for_limiter(request.weight)
+            await self._wait_for_limiter(self._limiter, request.weight)
         sent_at = asyncio.get_running_loop().time()
         # Counted once the request is admitted: an attempt cut by a stop sent nothing.
         ledger = self._ledger
@@ -286,6 +294,8 @@ class Attempts(Generic[T]):
             return False
         if self._host_limited and self._host_slot(host).locked():
             return False  # the host's slots are full: a hedge never waits for one
+        if self._host_rates and not self._host_limiter(host).try_acquire(weight):
+            return False
         return self._limiter.try_acquire(weight)
 
     async def _hedged(self, request: Request, hedge_after: float) -> Response:
@@ -341,6 +351,13 @@ class Attempts(Generic[T]):
             raise
         finally:
             self._life.in_flight.discard(task)
+
+    def _host_limiter(self, host: str) -> RateLimiter:
+        limiter = self._host_limiters.get(host)
+        if limiter is None:
+            limiter = RateLimiter(self._host_rates)
+            self._host_limiters[host] = limiter
+        return limiter
 
     def _host_slot(self, host: str) -> asyncio.Semaphore:
         slot = self._host_slots.get(host)

@@ -54,6 +54,9 @@ class CrawlConfig:
     per_host: int | None = None
     #: Rate windows that all hold at once ("at most N in any window of W").
     rates: tuple[Rate, ...] = DEFAULT_RATES
+    #: Rate windows each host gets on its own, besides ``rates`` (a site crawl's politeness:
+    #: e.g. ``(Rate(1, 1.0),)`` for one request per second per host). Empty: none.
+    per_host_rates: tuple[Rate, ...] = ()
     #: Halve the windows' limits on each "slow down" signal and recover slowly (see limiter).
     adaptive_rate: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -107,6 +110,12 @@ class CrawlConfig:
             )
         if not self.rates or not all(isinstance(rate, Rate) for rate in self.rates):
             raise ConfigError("rates", "give at least one window, e.g. (Rate(900, 60),)")
+        if not isinstance(self.per_host_rates, tuple) or not all(
+            isinstance(rate, Rate) for rate in self.per_host_rates
+        ):
+            raise ConfigError(
+                "per_host_rates", "give a tuple of windows, e.g. (Rate(1, 1.0),), or () for none"
+            )
         if self.buffer is not None:
             _whole(self.buffer, "buffer", low=1, high=100_000, fix="")
         if self.max_depth is not None:
