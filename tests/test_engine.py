@@ -423,7 +423,8 @@ async def test_a_sink_can_require_confirmation_before_the_run_starts() -> None:
     from asyncrawl.errors import ConfigError
 
     crawl = run(NumberSource(BASE), range(3), fetcher=FakeFetcher())
-    assert not crawl.confirming and not crawl.started
+    assert not crawl.confirming
+    assert not crawl.started
     crawl.require_confirmation()
     async with crawl:
         async for _ in crawl:
