@@ -38,7 +38,7 @@ from ..retry import RetryableOutcome, is_retryable, retrying
 from ..source import Source
 from .config import CrawlConfig
 from .ledger import Ledger
-from .lifecycle import Lifecycle, State
+from .lifecycle import RUNNING, Lifecycle
 
 __all__ = ["Attempts"]
 
@@ -213,7 +213,7 @@ class Attempts(Generic[T]):
         )
 
     async def _attempt(self, item: T, request: Request, *, retry: bool) -> FinalOutcome:
-        if self._life.state is not State.RUNNING:
+        if self._life.state is not RUNNING:
             raise _Stopped
         if self._host_rates:
             # The host's own windows first: waiting for them holds no global slot.
@@ -228,17 +228,16 @@ class Attempts(Generic[T]):
         ledger.requests += 1
         if retry:
             ledger.retries += 1
-        idempotent = is_idempotent(request)
         try:
-            if not self._hedging or not idempotent:
-                response = await self._fetch(request)
-            else:
+            if self._hedging and is_idempotent(request):
                 response = await self._hedged(request, self._hedge_delay())
+            else:
+                response = await self._fetch(request)
         except FetchError as error:
             ledger.count_status(error.status)
             if error.status in _BLOCK_SIGNS:
                 self._act(self._breaker.record_connection_error(sent_at))
-            if not idempotent and error.status not in _NOT_SENT:
+            if error.status not in _NOT_SENT and not is_idempotent(request):
                 raise _MaybeSent(error) from None
             raise
         ledger.latency.record(response.elapsed)

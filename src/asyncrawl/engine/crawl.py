@@ -24,7 +24,7 @@ from .attempts import Attempts
 from .config import CrawlConfig
 from .feed import Feed
 from .ledger import Ledger
-from .lifecycle import Lifecycle, State
+from .lifecycle import CLOSED, ENDED, NEW, RUNNING, STOPPING, Lifecycle
 
 __all__ = ["Crawl", "run"]
 
@@ -93,7 +93,7 @@ class Crawl(Generic[T]):
     @property
     def started(self) -> bool:
         """Whether the run has started (its first result was asked for, or it was entered)."""
-        return self._life.state is not State.NEW
+        return self._life.state is not NEW
 
     def require_confirmation(self) -> None:
         """From now on an ok / no-data result counts only once :meth:`confirm` is called.
@@ -138,7 +138,7 @@ class Crawl(Generic[T]):
         """
         life = self._life
         elapsed = self._elapsed
-        if life.state is not State.NEW and life.state is not State.CLOSED:
+        if life.state is not NEW and life.state is not CLOSED:
             elapsed = asyncio.get_running_loop().time() - life.started_at
         return self._ledger.summary(
             run_id=self.run_id,
@@ -191,9 +191,9 @@ class Crawl(Generic[T]):
 
     async def __anext__(self) -> ItemResult[T]:
         life = self._life
-        if life.state is State.NEW:
+        if life.state is NEW:
             self._start()
-        if life.state >= State.ENDED:
+        if life.state is ENDED or life.state is CLOSED:
             raise StopAsyncIteration
         try:
             entry = self._queue.get_nowait()
@@ -216,7 +216,7 @@ class Crawl(Generic[T]):
     # -- lifecycle ------------------------------------------------------------------------
 
     def _start(self) -> None:
-        if self._life.state is not State.NEW:
+        if self._life.state is not NEW:
             return
         self._life.start()
         self._feed.open()
@@ -225,7 +225,7 @@ class Crawl(Generic[T]):
 
     async def _close(self, *, cancelled: bool) -> None:
         life = self._life
-        if life.state is State.CLOSED:
+        if life.state is CLOSED:
             return
         life.cancelled = life.cancelled or cancelled
         tasks = [t for t in (self._supervisor, *self._workers) if t is not None and not t.done()]
@@ -274,7 +274,7 @@ class Crawl(Generic[T]):
         pending = self._ledger.pending
         crawl_item = self._attempts.crawl_item
         concurrency = self._config.concurrency
-        while life.state is State.RUNNING:
+        while life.state is RUNNING:
             try:
                 pulled = await feed.next()
             except asyncio.CancelledError:
@@ -306,7 +306,7 @@ class Crawl(Generic[T]):
     def _abandoned(self) -> bool:
         """After a CancelledError: True when a stop abandoned this worker's work (it then
         ends quietly), False when the run itself is being cancelled or closed."""
-        if self._life.state is not State.STOPPING:
+        if self._life.state is not STOPPING:
             return False
         task = asyncio.current_task()
         if task is not None:

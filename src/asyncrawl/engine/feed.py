@@ -23,7 +23,7 @@ from ..outcomes import NoData, Ok
 from ..source import Source
 from .config import CrawlConfig
 from .ledger import Ledger
-from .lifecycle import Lifecycle
+from .lifecycle import RUNNING, Lifecycle
 
 __all__ = ["Feed"]
 
@@ -83,7 +83,7 @@ class Feed(Generic[T]):
         source reaches its next page before reading more seeds.
         """
         life = self._life
-        while not life.stopping:
+        while life.state is RUNNING:
             if self.discovered:
                 return self.discovered.popleft()
             if self.exhausted or self.capped:
@@ -121,7 +121,7 @@ class Feed(Generic[T]):
         in_flight.add(task)
         try:
             async with self._pull_lock:
-                if self._life.stopping:
+                if self._life.state is not RUNNING:
                     raise _Stopped
                 item = await anext(self._async_items)
         finally:
