@@ -264,3 +264,26 @@ def test_property_every_planned_key_ends_in_exactly_one_bucket(scenario: dict[st
     assert {f"page-{page}" for page in unfinished} <= remaining
     if scenario["deadline"] is None:
         assert remaining == {f"page-{page}" for page in unfinished}
+
+
+@pytest.mark.looptime
+async def test_the_engine_acloses_an_endless_async_input_it_stopped_reading() -> None:
+    closed = asyncio.Event()
+    read = 0
+
+    async def endless() -> AsyncIterator[int]:
+        nonlocal read
+        try:
+            while True:
+                yield read
+                read += 1
+        finally:
+            closed.set()  # runs only when the generator is closed (it never ends by itself)
+
+    config = CrawlConfig(max_items=10)
+    crawl = run(GraphSource({}), endless(), fetcher=FakeFetcher(), config=config)
+    await crawl_all(crawl)
+    assert closed.is_set()
+    assert crawl.summary.ok == 10
+    assert crawl.position == 11  # ten crawled, one read to learn the cap was reached
+    assert_invariant(crawl.summary)
