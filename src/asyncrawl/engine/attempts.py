@@ -121,11 +121,6 @@ class Attempts(Generic[T]):
         self._host_rates = config.per_host_rates
         self._host_limiters: dict[str, RateLimiter] = {}
 
-    @property
-    def breaker(self) -> CircuitBreaker:
-        """The run's circuit breaker."""
-        return self._breaker
-
     async def crawl_item(self, key: str, item: T) -> ItemResult[T] | None:
         """The item's final result, or None when it must stay remaining."""
         try:
