@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -89,9 +90,11 @@ class FakeFetcher:
         self.max_in_flight_by_host[request.host] = max(
             self.max_in_flight_by_host[request.host], self._by_host[request.host]
         )
+        started = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(timeout):
-                return await self.respond(request, self.attempts[item])
+                answer = await self.respond(request, self.attempts[item])
+            return dataclasses.replace(answer, elapsed=asyncio.get_running_loop().time() - started)
         except TimeoutError:
             raise AttemptTimeout("timed out", url=request.display_url, status="timeout") from None
         finally:
