@@ -88,6 +88,11 @@ class Feed(Generic[T]):
                 return self.discovered.popleft()
             if self.exhausted or self.capped:
                 return None
+            if self._pull_lock.locked():
+                # Another worker already waits for the input: queueing behind it would hold
+                # this worker while discovered items pile up. It ends instead; the next
+                # discovery or input item starts workers again.
+                return None
             try:
                 item = await self._pull()
             except StopAsyncIteration:
