@@ -6,9 +6,9 @@
 With no ``--url`` it starts two small HTML sites (asyncrawl's fault server, two ports: two
 hosts) and crawls both from their index pages. Links are followed within each seed's origin,
 robots.txt is read first (one page is disallowed and skipped), redirects become counted hops,
-a page past the body cap fails alone. ``--depth`` is the engine's ``max_depth`` and
-``--per-host`` its per-host concurrency limit. Prints each page, the run summary and what
-robots.txt skipped.
+a page past the body cap fails alone. ``--depth`` is the engine's ``max_depth``,
+``--per-host`` its per-host concurrency limit and ``--rate`` a per-host rate window. Prints
+each page, the run summary and what robots.txt skipped.
 
 Only the public asyncrawl API is used.
 """
@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
-from asyncrawl import AiohttpFetcher, CrawlConfig, Ok, RetryPolicy, RunSummary, run
+from asyncrawl import AiohttpFetcher, CrawlConfig, Ok, Rate, RetryPolicy, RunSummary, run
 from asyncrawl.testing import FaultPlan, FaultServer, HtmlSite
 from asyncrawl.web import SiteCrawl
 
@@ -32,6 +32,7 @@ async def crawl_sites(
     *,
     depth: int | None = 2,
     per_host: int = 2,
+    per_host_rate: int = 20,
     concurrency: int = 8,
     max_body_bytes: int = 1024 * 1024,
 ) -> tuple[RunSummary, SiteCrawl]:
@@ -41,6 +42,7 @@ async def crawl_sites(
     config = CrawlConfig(
         concurrency=concurrency,
         per_host=per_host,
+        per_host_rates=(Rate(per_host_rate, 1.0),),  # polite: each host its own window
         max_depth=depth,
         retry=RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.5),
         attempt_timeout=10,
@@ -77,11 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", action="append", help="a seed URL (repeatable)")
     parser.add_argument("--depth", type=int, default=2, help="links deep from a seed (-1: any)")
     parser.add_argument("--per-host", type=int, default=2, help="requests at once per host")
+    parser.add_argument("--rate", type=int, default=20, help="requests per second per host")
     parser.add_argument("--concurrency", type=int, default=8, help="requests at once in all")
     args = parser.parse_args(argv)
     options = {
         "depth": None if args.depth < 0 else args.depth,
         "per_host": args.per_host,
+        "per_host_rate": args.rate,
         "concurrency": args.concurrency,
     }
     if args.url:

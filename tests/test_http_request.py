@@ -51,3 +51,19 @@ def test_display_url_masks_params_added_to_a_url_with_a_query() -> None:
     )
     assert request.display_url == "http://127.0.0.1/x?page=2&api_key=***"
     assert "SECRET" not in repr(request)
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://Example.COM/a", "example.com"),
+        ("http://example.com:80/a", "example.com"),
+        ("https://example.com:443/a", "example.com"),
+        ("https://example.com:8443/a", "example.com:8443"),
+        ("http://user:secret@example.com/a", "example.com"),
+        ("http://[::1]:8080/a", "[::1]:8080"),
+    ],
+)
+def test_host_is_one_key_however_the_url_spells_it(url: str, host: str) -> None:
+    # The per-host slot and windows are keyed by it.
+    assert Request(url=url).host == host

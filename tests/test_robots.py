@@ -196,3 +196,8 @@ def test_groups_for_the_same_agent_merge_and_the_named_group_beats_the_star() ->
     assert not rules.allows("/a")
     assert not rules.allows("/b")
     assert rules.allows("/c")
+
+
+async def test_a_byte_order_mark_does_not_hide_the_first_group() -> None:
+    rules, base, _ = await _rules({"/robots.txt": (200, "\ufeffUser-agent: *\nDisallow: /x\n", {})})
+    assert not rules.allowed(f"{base}/x")

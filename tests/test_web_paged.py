@@ -100,3 +100,10 @@ def test_a_secret_echoed_in_the_next_link_never_reaches_a_key() -> None:
     request = source.request(following)
     assert request.params == {"api_key": "SECRET"}
     assert "SECRET" not in repr(request)
+
+
+def test_a_redirect_is_followed_as_a_new_page() -> None:
+    outcome = PagedJson().classify("http://a.test/v1/x", _answer(b"", 308, Location="/v2/x"))
+    assert isinstance(outcome, NoData)
+    assert outcome.status == "http_308"
+    assert outcome.follow == ("http://a.test/v2/x",)

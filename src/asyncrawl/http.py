@@ -38,6 +38,8 @@ __all__ = [
 #: The default cap on one answer's body (``AiohttpFetcher(max_body_bytes=...)``).
 DEFAULT_MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
 #: Methods that are safe to send twice (RFC 9110, section 9.2.2).
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
@@ -373,8 +375,22 @@ def _fetch_error(error: BaseException, shown: str, timeout: float) -> FetchError
 
 @functools.lru_cache(maxsize=256)
 def _netloc(url: str) -> str:
+    """``host[:port]``, lower-case, default port dropped, without user info (it may be secret).
+
+    One host however a URL spells it, so per-host limits and windows hold.
+    """
     # Cached: the engine asks every attempt's host, and most runs use a handful of URLs.
-    return urlsplit(url).netloc
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    try:
+        port = parts.port
+    except ValueError:  # not a valid port: the request will fail; any stable key will do
+        return parts.netloc.rpartition("@")[2].lower()
+    if port is None or _DEFAULT_PORTS.get(parts.scheme.lower()) == port:
+        return host
+    return f"{host}:{port}"
 
 
 def _connect_status(error: OSError) -> str:

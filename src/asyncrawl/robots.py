@@ -104,7 +104,7 @@ class RobotsRules:
         try:
             verdict, body = await self._read(fetcher, f"{site}/robots.txt")
             if verdict == "rules":
-                text = body[:ROBOTS_MAX_BYTES].decode("utf-8", errors="replace")
+                text = body[:ROBOTS_MAX_BYTES].decode("utf-8-sig", errors="replace")
                 rules = parse_robots(text, self.user_agent)
             else:
                 rules = RobotsTxt(disallow_all=verdict == "unreachable")

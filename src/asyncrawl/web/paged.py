@@ -9,8 +9,10 @@ records as the payload and the next page in ``follow``; an empty last page is ``
 The next page is found, in this order, in: the body field ``next_link`` (a URL, resolved
 against the page's), the body field ``next_cursor`` (set as query parameter ``cursor_param`` on
 the page's URL), or an HTTP ``Link: <...>; rel="next"`` header. Fields are dotted paths into
-the JSON (``"links.next"``). An answer that is not JSON, or not shaped as configured, is
-``Unusable`` (retried; a streak of them stops the run: the endpoint is wrong).
+the JSON (``"links.next"``). A redirect finishes the page as ``no_data`` and follows its
+target (a redirect loop ends where its URL repeats). An answer that is not JSON, or not shaped
+as configured, is ``Unusable`` (retried; a streak of them stops the run: the endpoint is
+wrong).
 
 Items are strings, so the engine's ``ItemCodec`` is trivial (:meth:`PagedJson.dump_item`).
 Credentials in the query go in ``params`` and are named in ``secret_params``: they are added to
@@ -33,6 +35,7 @@ from ..errors import ConfigError
 from ..http import Request, Response
 from ..outcomes import NoData, Ok, Outcome, Unusable, classify_http_status
 from ..urls import normalize_url
+from .redirects import redirect_target
 
 __all__ = ["PagedJson"]
 
@@ -80,6 +83,11 @@ class PagedJson:
         generic = classify_http_status(response.status, response.headers)
         if generic is not None:
             return generic
+        target = redirect_target(item, response)
+        if target is not None:
+            # The page moved: its target is a new item (a loop ends where a key repeats).
+            moved = _without(target, self._secret_params)
+            return NoData(reason="redirected", status=f"http_{response.status}", follow=(moved,))
         if not 200 <= response.status < 300:
             return Unusable(reason=f"HTTP {response.status}", status=f"http_{response.status}")
         try:
