@@ -337,9 +337,13 @@ async def test_hedged_request_answers_when_the_first_hangs() -> None:
     fetcher = FakeFetcher(first_hangs)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    summary = await collect([1], fetcher, hedge_after=0.5, attempt_timeout=200.0)
+    summary = await collect(
+        [1], fetcher, hedge_after=0.5, attempt_timeout=200.0, hedge_max_fraction=1.0
+    )
     assert summary.ok == 1
     assert summary.requests == 2  # the hedge counted as a request
+    assert summary.hedges == 1
+    assert summary.retries == 0
     assert loop.time() - start < 1.0
 
 
