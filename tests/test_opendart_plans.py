@@ -198,3 +198,32 @@ async def test_requests_per_company_year_blind_vs_planned(
     assert counts["blind"] == 8
     assert counts["filings"] < 0.75 * counts["blind"]
     assert counts["filings + prefer-cfs"] < counts["filings"]
+
+
+# --- prefer-cfs as discovery (the library path) ---------------------------------------------------
+
+
+async def test_with_discovery_the_ofs_request_is_follow_up_work_of_an_empty_cfs_item() -> None:
+    from asyncrawl.engine import CrawlConfig, run
+    from asyncrawl.http import AiohttpFetcher
+    from asyncrawl.source import ItemCodec
+    from asyncrawl.sources.opendart import Company, OpenDartSource, plan_items
+
+    companies = [Company(**c) for c in DEMO_COMPANIES[:4]]
+    items = list(plan_items(companies, [2023], "quarter", ["CFS"]))
+    server = OpenDartStandIn(no_data_ratio=0.3)
+    async with server, AiohttpFetcher() as fetcher:
+        source = OpenDartSource(api_key=KEY, base_url=f"{server.url}/api/", ofs_fallback=True)
+        async with run(source, items, fetcher=fetcher, config=CrawlConfig()) as crawl:
+            results = [result async for result in crawl]
+        asked = statement_items(server)
+    empty_cfs = {i.key.rsplit("/", 1)[0] for i in items if server._is_no_data(i.key)}
+    ofs_asked = {key.rsplit("/", 1)[0] for key in asked if key.endswith("/OFS")}
+    assert empty_cfs
+    assert ofs_asked == empty_cfs
+    assert crawl.summary.planned == len(items) + len(empty_cfs)
+    assert len(results) == crawl.summary.planned
+    assert isinstance(source, ItemCodec)
+    ofs = next(r.item for r in results if r.item.fs_div == "OFS")
+    assert source.load_item(json.loads(json.dumps(source.dump_item(ofs)))) == ofs
+    assert ofs.company.stock_code is not None  # the company survives, stock code and name

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from asyncrawl.testing import FaultPlan
 from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
 
 KEY = "Refusal0Test1Key2For3Stand4In5abcdefghij"
@@ -139,3 +140,20 @@ async def test_a_base_url_that_answers_404_stops_at_once_naming_the_setting(
     first = summary(out, "u1")
     assert first["failed"] == []
     assert first["ok"] == 0
+
+
+async def test_html_to_everything_stops_the_run_instead_of_retrying_each_item(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    async with OpenDartStandIn(plan=FaultPlan(p_html=1.0)) as server:
+        code, _, stderr = await asyncrawl(
+            *crawl(f"{server.url}/api/", companies_file(tmp_path), out, "h1")
+        )
+        requests = len(server.arrivals)
+    assert code == 3, stderr
+    # Before: 5 attempts per item (394 requests for 80 items); now a streak stops it.
+    assert requests <= 30
+    first = summary(out, "h1")
+    assert first["failed"] == []
+    assert len(first["remaining"]) == PLANNED

@@ -31,7 +31,7 @@ import orjson
 from ...engine import CrawlConfig, run
 from ...errors import ConfigError
 from ...http import AiohttpFetcher, Fetcher, Request, Response
-from ...outcomes import Fatal, NoData, Ok, Outcome, Transient, classify_http_status
+from ...outcomes import Fatal, NoData, Ok, Outcome, Unusable, classify_http_status
 from ...sinks.base import BlobStore
 from ...sinks.journal import RunJournal
 from ...summary import RunSummary
@@ -150,16 +150,16 @@ class FilingSearchSource:
         try:
             body = orjson.loads(response.body)
         except orjson.JSONDecodeError:
-            return Transient(status="bad_body", reason="the answer is not JSON")
+            return Unusable(status="bad_body", reason="the answer is not JSON")
         status = body.get("status") if isinstance(body, dict) else None
         if not isinstance(status, str):
-            return Transient(status="bad_body", reason="the answer has no status")
+            return Unusable(status="bad_body", reason="the answer has no status")
         if status != "000":
             return status_outcome(status, body)
         filings = body.get("list")
         total_page = body.get("total_page", 1)
         if not isinstance(filings, list) or not isinstance(total_page, int):
-            return Transient(status="bad_body", reason="list.json without list or total_page")
+            return Unusable(status="bad_body", reason="list.json without list or total_page")
         pairs = [
             (str(f.get("report_nm", "")), str(f.get("rcept_no", "")))
             for f in filings
