@@ -10,7 +10,14 @@ from typing import Any
 import orjson
 import pytest
 
-from asyncrawl.aws.answer import CONTENT_TYPE, bad_request, crawl_answer, fatal, make_answer
+from asyncrawl.aws.answer import (
+    CONTENT_TYPE,
+    MAX_ANSWER_BYTES,
+    bad_request,
+    crawl_answer,
+    fatal,
+    make_answer,
+)
 from asyncrawl.aws.logs import configure_json_logging, log_context, reset_json_logging
 from asyncrawl.aws.metrics import emf_record, emit_emf
 from asyncrawl.redact import register_secret
@@ -129,6 +136,8 @@ def test_emf_record_follows_the_specification() -> None:
         "Retries": 11,
         "SlowDowns": 1,
         "Fatal": 0,
+        "BadRequest": 0,
+        "AlreadyDone": 0,
     }
     assert record["run_id"] == "run-1"
 
@@ -196,79 +205,107 @@ def body(answer: dict[str, Any]) -> dict[str, Any]:
 
 CONTRACT_KEYS = {
     "success",
+    "status",
+    "message",
+    "job",
     "crawler_type",
     "run_id",
     "crawl_result",
     "s3_upload",
     "crawl_time",
+    "elapsed_s",
     "continuation",
 }
 SUMMARY = {"run_id": "run-1", "planned": 3, "ok": 2, "no_data": 0, "failed": [], "remaining": []}
 
 
-def test_a_finished_run_answers_200() -> None:
-    answer = crawl_answer(
-        crawler_type="annual",
-        run_id="run-1",
-        crawl_result={**SUMMARY, "no_data": 1},
-        s3_upload={"bucket": "b", "prefix": "p", "files": 2},
-        crawl_time="2.1s",
-        continuation=None,
-    )
+def crawled(**changes: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "status_code": 200,
+        "status": "finished",
+        "success": True,
+        "message": "done",
+        "job": "opendart",
+        "crawler_type": "annual",
+        "run_id": "run-1",
+        "crawl_result": {**SUMMARY, "no_data": 1},
+        "legacy": {"success": True, "total_companies": 1, "s3_bucket": "b"},
+        "s3_upload": {"success": True, "message": "2 new object(s)"},
+        "elapsed_s": 2.1234,
+        "continuation": None,
+    }
+    fields.update(changes)
+    return crawl_answer(**fields)
+
+
+def test_a_finished_run_answers_200_with_the_old_and_the_new_fields() -> None:
+    answer = crawled()
     assert answer["statusCode"] == 200
     parsed = body(answer)
     assert set(parsed) == CONTRACT_KEYS
     assert parsed["success"] is True
     assert parsed["continuation"] is None
     assert parsed["crawl_result"]["no_data"] == 1
+    assert parsed["crawl_result"]["total_companies"] == 1
+    assert parsed["crawl_result"]["failed_count"] == 0
+    assert parsed["crawl_result"]["lists_complete"] is True
+    assert parsed["elapsed_s"] == 2.123
+    assert len(parsed["crawl_time"]) == len("2024-05-01 09:00:00")
 
 
-def test_a_finished_run_with_failures_is_not_a_success() -> None:
+def test_korean_stays_readable() -> None:
     failed = [{"item": "00126380/2024/11011/CFS", "status": "100", "reason": "잘못된 값"}]
-    answer = crawl_answer(
-        crawler_type="annual",
-        run_id="run-1",
-        crawl_result={**SUMMARY, "failed": failed},
-        s3_upload=None,
-        crawl_time=1.0,
-        continuation=None,
-    )
-    assert answer["statusCode"] == 200
-    assert body(answer)["success"] is False
-    # Korean stays readable in the body: UTF-8, not \\uNNNN escapes.
+    answer = crawled(crawl_result={**SUMMARY, "failed": failed}, success=False)
+    # UTF-8, not \\uNNNN escapes.
     assert "잘못된 값" in answer["body"]
 
 
 def test_a_run_out_of_time_answers_206_with_its_continuation() -> None:
-    answer = crawl_answer(
-        crawler_type="quarter",
-        run_id="run-1",
+    answer = crawled(
+        status_code=206,
+        status="partial",
+        success=False,
         crawl_result={**SUMMARY, "remaining": ["00126380/2024/11011/CFS"]},
-        s3_upload=None,
-        crawl_time=240.0,
-        continuation="v1.abc",
+        continuation="v2.abc",
     )
     assert answer["statusCode"] == 206
     parsed = body(answer)
-    assert parsed["continuation"] == "v1.abc"
+    assert parsed["continuation"] == "v2.abc"
     assert parsed["success"] is False
+
+
+def test_an_answer_stays_bounded_whatever_the_lists() -> None:
+    remaining = [f"{i:08d}/2024/11011/CFS" for i in range(100_000)]
+    failed = [{"item": k, "status": "100", "reason": "x" * 2000} for k in remaining[:5000]]
+    answer = crawled(
+        status_code=206,
+        crawl_result={**SUMMARY, "planned": 105_000, "failed": failed, "remaining": remaining},
+        continuation="v2." + "a" * 32_000,
+    )
+    assert len(orjson.dumps(answer)) <= MAX_ANSWER_BYTES
+    result = body(answer)["crawl_result"]
+    assert result["remaining_count"] == 100_000
+    assert result["failed_count"] == 5000
+    assert len(result["remaining"]) <= 100
+    assert result["lists_complete"] is False
 
 
 def test_bad_request_and_fatal_keep_the_shape_and_add_a_message() -> None:
     bad = bad_request("years[1]: 2014 is outside 2015..2027", crawler_type="annual")
     assert bad["statusCode"] == 400
     parsed = body(bad)
-    assert set(parsed) == CONTRACT_KEYS | {"message"}
+    assert set(parsed) == CONTRACT_KEYS
     assert parsed["success"] is False
+    assert parsed["status"] == "bad_request"
     assert parsed["message"].startswith("years[1]:")
     assert parsed["continuation"] is None
 
-    stop = fatal("OpenDART refused the key (010)", run_id="run-1", crawl_result=SUMMARY)
+    stop = fatal("OpenDART refused the key (010)", run_id="run-1")
     assert stop["statusCode"] == 500
     parsed = body(stop)
-    assert set(parsed) == CONTRACT_KEYS | {"message"}
-    assert parsed["crawl_result"] == SUMMARY
+    assert set(parsed) == CONTRACT_KEYS
     assert parsed["run_id"] == "run-1"
+    assert parsed["s3_upload"]["success"] is False
 
 
 def test_an_answer_never_shows_a_registered_key() -> None:

@@ -27,6 +27,7 @@ from asyncrawl.aws.caller import (
     MalformedAnswerError,
     NoProgressError,
     NotInvokedError,
+    RunBusyError,
     UncertainInvocationError,
     invoke_until_done,
     lambda_client,
@@ -555,3 +556,39 @@ def test_the_caller_works_with_boto3_alone(fake: FakeLambda) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"ok": 2, "loaded": []}
     assert len(fake.requests) == 1
+
+
+def test_an_incomplete_payload_less_answer_is_followed_like_a_206(
+    fake: FakeLambda, client: Any
+) -> None:
+    # A payload-less run answers 500 "incomplete" (so an unchanged helper fails and retries);
+    # the safe caller knows better and follows its continuation.
+    unfinished = crawl_body(planned=4, ok=2, remaining=items(3, 4), continuation="tok")
+    unfinished.update(status="incomplete", success=False)
+    fake.script(answer(500, unfinished), answer(200, crawl_body(planned=2, ok=2)))
+
+    result = run(client)
+
+    assert result["crawl_result"]["ok"] == 4
+    assert result["crawl_result"]["invocations"] == 2
+    assert fake.requests[1].payload == {"run_id": "run-1", "continuation": "tok"}
+
+
+def test_a_busy_run_raises_run_busy(fake: FakeLambda, client: Any) -> None:
+    fake.script(answer(500, {"status": "busy", "message": "run run-1 is busy: another one"}))
+
+    with pytest.raises(RunBusyError, match="is busy"):
+        run(client)
+
+
+def test_bounded_answers_merge_on_their_counts(fake: FakeLambda, client: Any) -> None:
+    first = crawl_body(planned=30_000, ok=10, remaining=items(1, 2), continuation="tok")
+    first["crawl_result"].update(remaining_count=29_990, lists_complete=False)
+    second = crawl_body(planned=29_990, ok=29_990)
+    fake.script(answer(206, first), answer(200, second))
+
+    merged = run(client)["crawl_result"]
+
+    assert merged["planned"] == 30_000
+    assert merged["ok"] == 30_000
+    assert merged["remaining_count"] == 0

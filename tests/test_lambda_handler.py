@@ -27,7 +27,7 @@ import pytest
 import asyncrawl.aws.handler as handler_module
 import asyncrawl.jobs.opendart as jobs_module
 from asyncrawl.aws.answer import CONTENT_TYPE
-from asyncrawl.aws.continuation import ContinuationState, decode, encode, spill_key
+from asyncrawl.aws.continuation import ContinuationState, decode, encode, resolve, spill_key
 from asyncrawl.aws.event import settings_from_env
 from asyncrawl.aws.handler import (
     SAFETY_MARGIN_S,
@@ -259,9 +259,9 @@ def test_run_continues_over_invocations_and_stores_each_item_once(
     assert bodies[-1]["continuation"] is None
     # A token carries only the companies that still have work (it stays small).
     for body in bodies[:-1]:
-        state = decode(body["continuation"], run_id=run_id)
-        left = {key.partition("/")[0] for key in body["crawl_result"]["remaining"]}
-        assert set(state.companies) == left
+        state = read_token(moto_s3, body["continuation"])
+        left = {key.partition("/")[0] for key in first_remaining(moto_s3, body)}
+        assert set(state.params["co"]) == left
     assert bodies[-1]["success"] is True
     assert not any(b["success"] for b in bodies[:-1])
 
@@ -273,7 +273,7 @@ def test_run_continues_over_invocations_and_stores_each_item_once(
     assert finished == len(planned)
     assert parts[-1]["remaining"] == []
     for before, after in itertools.pairwise(parts):
-        assert after["planned"] == len(before["remaining"])
+        assert after["planned"] == before["remaining_count"]
 
     # Every item with data is stored once: one object version, never rewritten.
     arrivals = server.arrivals()
@@ -299,7 +299,7 @@ def test_run_continues_over_invocations_and_stores_each_item_once(
             assert arrival.item not in answered, f"{arrival.item} fetched again after its answer"
             if arrival.fault is None:
                 answered.add(arrival.item)
-        finished_here = answered - set(parts[index]["remaining"])
+        finished_here = answered - set(first_remaining(moto_s3, bodies[index]))
         later = {a.item for a in arrivals[end:]}
         assert not finished_here & later, "an item finished earlier was fetched again"
     assert {a.item for a in arrivals if a.fault is None} == {
@@ -326,7 +326,7 @@ def test_run_continues_over_invocations_and_stores_each_item_once(
     records = emf_lines(capsys.readouterr().out)
     assert len(records) == len(answers)
     assert [r["ItemsOk"] for r in records] == [p["ok"] for p in parts]
-    assert [r["ItemsRemaining"] for r in records] == [len(p["remaining"]) for p in parts]
+    assert [r["ItemsRemaining"] for r in records] == [p["remaining_count"] for p in parts]
     assert all(r["CrawlerType"] == "quarter" and r["run_id"] == run_id for r in records)
 
 
@@ -385,17 +385,38 @@ def test_rate_window_holds_across_the_invocation_boundary(
 # --- 3. bad events ------------------------------------------------------------------------------
 
 
-def _token(run_id: str) -> str:
-    return encode(
-        ContinuationState(
-            run_id=run_id,
-            crawler_type="quarter",
-            years=(2023,),
-            fs_divs=("CFS", "OFS"),
-            remaining=("00126380/2023/11011/CFS",),
-            companies={"00126380": ("005930", "삼성전자")},
-        )
+TEST_SIGNING_KEY = b"k" * 32
+PARAMS = {"type": "quarter", "years": [2023], "fs": ["CFS", "OFS"], "co": {}}
+
+
+def _token(run_id: str, **fields: Any) -> str:
+    """A token signed with a key the function does not hold (unless a test stores it)."""
+    state = {
+        "run_id": run_id,
+        "job": "opendart",
+        "params": {**PARAMS, "co": {"00126380": ["005930", "삼성전자"]}},
+        "remaining": ("00126380/2023/11011/CFS",),
+        **fields,
+    }
+    return encode(ContinuationState(**state), TEST_SIGNING_KEY)
+
+
+def store_signing_key(moto_s3: MotoS3, run_id: str) -> None:
+    """Give run ``run_id`` the test's signing key, as the function's first invocation would."""
+    moto_s3.client().put_object(
+        Bucket=BUCKET, Key=f"{PREFIX}/_meta/runs/{run_id}/token.key", Body=TEST_SIGNING_KEY
     )
+
+
+def read_token(moto_s3: MotoS3, token: str) -> ContinuationState:
+    """The state in ``token``, verified with its run's key from the store."""
+
+    async def lookup(run_id: str) -> bytes:
+        key = f"{PREFIX}/_meta/runs/{run_id}/token.key"
+        data: bytes = moto_s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        return data
+
+    return asyncio.run(decode(token, lookup))
 
 
 @pytest.mark.parametrize(
@@ -450,7 +471,7 @@ def test_bad_events_answer_400_naming_the_field(
     assert "Traceback" not in capsys.readouterr().out
 
 
-def test_continuation_with_contradicting_years_answers_400(
+def test_continuation_with_job_fields_answers_400(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     set_env(monkeypatch)
@@ -577,8 +598,8 @@ def test_time_spent_before_crawling_comes_out_of_the_budget(
     moto_s3.create_bucket(BUCKET)
     server = standin(plan=FaultPlan(latency=0.05))
     set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
-    real_plan = handler_module._plan
-    real_job = jobs_module.run_statements_job
+    real_plan = jobs_module.JOB.plan
+    real_run = handler_module.run_resumable
     planning = 0.6
     deadlines: list[float | None] = []
 
@@ -586,12 +607,12 @@ def test_time_spent_before_crawling_comes_out_of_the_budget(
         await asyncio.sleep(planning)
         return await real_plan(*args)
 
-    async def spy_job(*args: Any, **kwargs: Any) -> Any:
+    async def spy_run(*args: Any, **kwargs: Any) -> Any:
         deadlines.append(kwargs["config"].deadline)
-        return await real_job(*args, **kwargs)
+        return await real_run(*args, **kwargs)
 
-    monkeypatch.setattr(handler_module, "_plan", slow_plan)
-    monkeypatch.setattr(jobs_module, "run_statements_job", spy_job)
+    monkeypatch.setattr(jobs_module.JOB, "plan", slow_plan)
+    monkeypatch.setattr(handler_module, "run_resumable", spy_run)
     answer = handler({"companies": companies(10)}, FakeContext())
 
     assert answer["statusCode"] == 206, answer["body"]
@@ -742,7 +763,7 @@ def test_an_unexpected_error_still_answers_in_the_contract_s_shape(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError(f"a bug that mentions {API_KEY}")
 
-    monkeypatch.setattr("asyncrawl.jobs.opendart.run_statements_job", broken)
+    monkeypatch.setattr(handler_module, "run_resumable", broken)
     answer = handler({"companies": companies(1)}, FakeContext(aws_request_id="req-bug"))
 
     assert answer["statusCode"] == 500
@@ -765,15 +786,13 @@ def test_a_continuation_whose_saved_state_is_gone_answers_400(
 ) -> None:
     moto_s3.create_bucket(BUCKET)
     set_env(monkeypatch, DART_BASE_URL="http://127.0.0.1:9/api/")
-    pointer = encode(
-        ContinuationState(
-            run_id="run-a",
-            crawler_type="quarter",
-            years=(2023,),
-            fs_divs=("CFS", "OFS"),
-            invocation=2,
-            state_key=spill_key("run-a", 2),
-        )
+    store_signing_key(moto_s3, "run-a")
+    pointer = _token(
+        "run-a",
+        remaining=(),
+        invocation=2,
+        state_key=spill_key("run-a", 2),
+        state_sha256="0" * 64,
     )
     answer = handler({"continuation": pointer}, FakeContext())
 
@@ -789,15 +808,8 @@ def test_a_continuation_with_a_malformed_item_answers_400(
 ) -> None:
     moto_s3.create_bucket(BUCKET)
     set_env(monkeypatch, DART_BASE_URL="http://127.0.0.1:9/api/")
-    token = encode(
-        ContinuationState(
-            run_id="run-a",
-            crawler_type="quarter",
-            years=(2023,),
-            fs_divs=("CFS", "OFS"),
-            remaining=("00126380/2023/99999/CFS",),
-        )
-    )
+    store_signing_key(moto_s3, "run-a")
+    token = _token("run-a", remaining=("00126380/2023/99999/CFS",))
     answer = handler({"continuation": token}, FakeContext())
 
     assert answer["statusCode"] == 400
@@ -855,10 +867,10 @@ def test_a_large_remainder_is_spilled_to_the_store_and_picked_up_again(
             "stock_code": f"{i:06d}",
             "corp_name": f"회사{i}",
         }
-        for i in range(2500)
+        for i in range(3500)
     ]
     first = body_of(handler({"companies": rows}, FakeContext()))
-    assert first["continuation"] is not None
+    assert first["continuation"] is not None, first["message"]
     run_id = first["run_id"]
     spilled = moto_s3.keys(f"{PREFIX}/_meta/runs/{run_id}/state/", bucket=BUCKET)
     assert spilled == [f"{PREFIX}/_meta/runs/{run_id}/state/continuation-1.json"]
@@ -869,13 +881,38 @@ def test_a_large_remainder_is_spilled_to_the_store_and_picked_up_again(
 
     body = body_of(second)
     assert second["statusCode"] == 206
-    assert body["crawl_result"]["planned"] == len(first["crawl_result"]["remaining"])
+    assert body["crawl_result"]["planned"] == first["crawl_result"]["remaining_count"]
     assert body["crawl_result"]["ok"] + body["crawl_result"]["no_data"] > 0
     after = server.arrivals()[len(before) :]
     assert after
-    finished_first = {a.item for a in before} - set(first["crawl_result"]["remaining"])
+    # The answer samples the remaining list; the run's summary.json holds it whole.
+    summary_key = first["crawl_result"]["summary_uri"].removeprefix(f"s3://{BUCKET}/")
+    assert summary_key == first["s3_upload"]["summary_key"]
+    # (summary.json now holds the second invocation's merged view: its remaining is smaller.)
+    finished_first = {a.item for a in before} - set(first_remaining(moto_s3, first))
     assert finished_first
     assert not finished_first.intersection(a.item for a in after)
+
+
+def first_remaining(moto_s3: MotoS3, body: dict[str, Any]) -> list[str]:
+    """All remaining keys of an answer: its sample when complete, else the token's."""
+    part = body["crawl_result"]
+    if part["lists_complete"]:
+        return list(part["remaining"])
+    state = read_token(moto_s3, body["continuation"])
+    if state.spilled:
+        state = asyncio.run(resolve(state, _getter(moto_s3)))
+    return list(state.remaining)
+
+
+def _getter(moto_s3: MotoS3) -> Callable[[str], Any]:
+    async def get(key: str) -> bytes | None:
+        data: bytes = (
+            moto_s3.client().get_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}")["Body"].read()
+        )
+        return data
+
+    return get
 
 
 # --- the entry point Lambda is configured with --------------------------------------------------

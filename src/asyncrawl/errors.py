@@ -5,7 +5,8 @@
     │   └── InputError       a malformed input record (carries its line number)
     ├── FetchError           one HTTP attempt did not produce an answer (retryable)
     │   ├── TransportError   connection refused, reset, truncated or unreadable answer
-    │   └── AttemptTimeout   the attempt outlived its per-attempt timeout
+    │   ├── AttemptTimeout   the attempt outlived its per-attempt timeout
+    │   └── BodyTooLarge     the answer's body is larger than the fetcher accepts (not retried)
     ├── UpstreamFatalError   the upstream said stop (bad key, IP blocked, quota gone): the run ends
     ├── SinkError            a result could not be stored
     └── ContinuationError    a continuation token that does not parse or belongs to another run
@@ -22,6 +23,7 @@ from typing import ClassVar
 __all__ = [
     "AsyncrawlError",
     "AttemptTimeout",
+    "BodyTooLarge",
     "ConfigError",
     "ContinuationError",
     "FetchError",
@@ -77,6 +79,16 @@ class TransportError(FetchError):
 
 class AttemptTimeout(FetchError):
     """The attempt did not finish within its per-attempt timeout."""
+
+
+class BodyTooLarge(FetchError):
+    """The answer's body is larger than the fetcher's ``max_body_bytes``.
+
+    Not retryable: the same URL answers the same size again. Its status is
+    ``"body_too_large"``.
+    """
+
+    retryable = False
 
 
 class UpstreamFatalError(AsyncrawlError):

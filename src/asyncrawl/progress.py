@@ -7,25 +7,18 @@ logs and ``nohup`` files stay readable.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from types import TracebackType
-from typing import Any, Self, TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING, Any, Self, TextIO
 
 from .engine import Crawl
 from .outcomes import Failed, NoData
 from .results import ItemResult
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 __all__ = ["CrawlProgress"]
 
@@ -43,7 +36,6 @@ class CrawlProgress:
         self._done = self._ok = self._no_data = self._failed = 0
         self._t0 = time.monotonic()
         self._last_line = self._t0
-        self._console = Console(file=self._stream)
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
@@ -52,7 +44,21 @@ class CrawlProgress:
         self._crawl = crawl
 
     def __enter__(self) -> Self:
-        if self._console.is_terminal:
+        # rich (about 0.1 s of imports) only when a bar can be drawn: not in CI or Lambda.
+        if not (_isatty(self._stream) or os.environ.get("FORCE_COLOR")):
+            return self
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        console = Console(file=self._stream)
+        if console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]crawl"),
                 BarColumn(),
@@ -61,7 +67,7 @@ class CrawlProgress:
                 TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
-                console=self._console,
+                console=console,
                 transient=False,
             )
             self._progress.start()
@@ -121,3 +127,10 @@ class CrawlProgress:
             file=self._stream,
             flush=True,
         )
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or file-like stream without a terminal
+        return False

@@ -1,13 +1,26 @@
 """The Lambda answer: always ``{"statusCode", "headers", "body"}`` with a JSON body.
 
-The body's keys are the contract's (``success``, ``crawler_type``, ``run_id``,
-``crawl_result``, ``s3_upload``, ``crawl_time``, ``continuation``, plus ``message`` on errors),
-so a caller reads every answer the same way whatever happened:
+The body's keys (README "AWS Lambda" lists them all)::
 
-* 200 the work is finished (``continuation`` is null; ``success`` is true only if nothing failed)
-* 206 the time budget was spent; ``continuation`` holds what is needed to finish
-* 400 the event is bad; ``message`` names the field and the fix
-* 500 a fatal error (bad key, IP blocked, quota gone, broken configuration); ``message`` says which
+    success        true only when the run is finished and nothing failed
+    crawler_type   the plan's label (OpenDART: annual | quarter)
+    job            the job's registered name
+    run_id         the run
+    status         finished | partial | incomplete | busy | bad_request | fatal
+    message        what happened, for people (Korean and English for OpenDART)
+    crawl_result   this invocation's run summary (counts always; ``failed`` and ``remaining``
+                   a bounded sample, ``failed_count`` / ``remaining_count`` the totals), plus
+                   the old body's ``success``, ``total_companies``, ``message``, ``s3_bucket``,
+                   and ``summary_uri``: the run's whole summary.json with the full lists
+    s3_upload      {success, message, bucket, prefix, objects_written, summary_key, summary_uri}
+    crawl_time     when the invocation ended, "YYYY-MM-DD HH:MM:SS" in KST (the old format)
+    elapsed_s      the invocation's seconds (what ``crawl_time`` held in round 1)
+    continuation   the token to finish the run with, or null
+
+Status codes: 200 finished; 206 budget spent (``continuation`` holds the rest); 400 bad event
+(``message`` names the field); 500 fatal, busy, or a payload-less run that did not finish in
+one invocation (see :func:`crawl_answer`). The whole answer stays below
+:data:`MAX_ANSWER_BYTES` whatever the run's size (Step Functions' 256 KiB state limit).
 
 Korean company names stay readable in the body: it is UTF-8 JSON, not ``\\uNNNN`` escapes.
 """
@@ -15,24 +28,41 @@ Korean company names stay readable in the body: it is UTF-8 JSON, not ``\\uNNNN`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
 from ..redact import redact_text
+from ..runs.merge import DEFAULT_SAMPLE, bound_summary, failed_count, remaining_count
 
 __all__ = [
     "CONTENT_TYPE",
+    "MAX_ANSWER_BYTES",
     "bad_request",
     "crawl_answer",
+    "crawl_time",
     "fatal",
+    "kst_day",
     "make_answer",
 ]
 
 #: The answer's only header.
 CONTENT_TYPE = "application/json; charset=utf-8"
-
+#: The whole answer's size bound: under Step Functions' 256 KiB, with room to spare.
+MAX_ANSWER_BYTES = 240 * 1024
 _STATUS_CODES = frozenset({200, 206, 400, 500})
+_KST = timezone(timedelta(hours=9), "KST")
+
+
+def kst_day(now: datetime) -> str:
+    """``YYYYMMDD`` of ``now`` in KST (payload-less run ids are one per KST day)."""
+    return now.astimezone(_KST).strftime("%Y%m%d")
+
+
+def crawl_time(now: datetime | None = None) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in KST: the old answer's ``crawl_time``."""
+    return (now or datetime.now(UTC)).astimezone(_KST).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def make_answer(status_code: int, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,92 +84,110 @@ def make_answer(status_code: int, body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _fits(answer: Mapping[str, Any]) -> bool:
+    return len(orjson.dumps(dict(answer))) <= MAX_ANSWER_BYTES
+
+
 def crawl_answer(
     *,
+    status_code: int,
+    status: str,
+    success: bool,
+    message: str,
+    job: str,
     crawler_type: str,
     run_id: str,
     crawl_result: Mapping[str, Any],
-    s3_upload: Any,
-    crawl_time: Any,
+    legacy: Mapping[str, Any],
+    s3_upload: Mapping[str, Any],
+    elapsed_s: float,
     continuation: str | None,
 ) -> dict[str, Any]:
-    """The answer for an invocation that crawled: 206 with a continuation, else 200.
+    """The answer of an invocation that ran: its summary bounded so the answer fits.
 
-    ``crawl_result`` is the run summary (``failed`` is a list, or a count). ``success`` is
-    true only when the run is finished and nothing failed.
+    ``legacy`` holds the old ``crawl_result`` keys beside the summary (``success``,
+    ``total_companies``, ``message``, ``s3_bucket``, ``summary_uri``).
     """
-    failed = crawl_result.get("failed", ())
-    failed_count = failed if isinstance(failed, int) else len(failed)
-    status = 206 if continuation is not None else 200
-    body = {
-        "success": continuation is None and failed_count == 0,
-        "crawler_type": crawler_type,
-        "run_id": run_id,
-        "crawl_result": dict(crawl_result),
-        "s3_upload": s3_upload,
-        "crawl_time": crawl_time,
-        "continuation": continuation,
-    }
-    return make_answer(status, body)
+    sample = DEFAULT_SAMPLE
+    while True:
+        bounded = bound_summary(crawl_result, sample=sample, max_bytes=96 * 1024)
+        bounded.update(legacy)
+        body = {
+            "success": success,
+            "status": status,
+            "message": message,
+            "job": job,
+            "crawler_type": crawler_type,
+            "run_id": run_id,
+            "crawl_result": bounded,
+            "s3_upload": dict(s3_upload),
+            "crawl_time": crawl_time(),
+            "elapsed_s": round(elapsed_s, 3),
+            "continuation": continuation,
+        }
+        answer = make_answer(status_code, body)
+        if _fits(answer) or sample == 0:
+            return answer
+        sample //= 4
 
 
 def _error_answer(
     status_code: int,
     message: str,
     *,
+    status: str,
+    job: str | None,
     crawler_type: str | None,
     run_id: str | None,
-    crawl_result: Mapping[str, Any] | None,
-    s3_upload: Any,
-    crawl_time: Any,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "success": False,
-        "message": message,
+        "status": status,
+        "message": message[:4000],
+        "job": job,
         "crawler_type": crawler_type,
         "run_id": run_id,
-        "crawl_result": None if crawl_result is None else dict(crawl_result),
-        "s3_upload": s3_upload,
-        "crawl_time": crawl_time,
+        "crawl_result": None,
+        "s3_upload": {"success": False, "message": message[:4000]},
+        "crawl_time": crawl_time(),
+        "elapsed_s": None,
         "continuation": None,
     }
+    body.update(extra or {})
     return make_answer(status_code, body)
 
 
 def bad_request(
-    message: str, *, crawler_type: str | None = None, run_id: str | None = None
+    message: str,
+    *,
+    job: str | None = None,
+    crawler_type: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """A 400 answer: the event is bad. ``message`` names the field and the fix."""
     return _error_answer(
-        400,
-        message,
-        crawler_type=crawler_type,
-        run_id=run_id,
-        crawl_result=None,
-        s3_upload=None,
-        crawl_time=None,
+        400, message, status="bad_request", job=job, crawler_type=crawler_type, run_id=run_id
     )
 
 
 def fatal(
     message: str,
     *,
+    status: str = "fatal",
+    job: str | None = None,
     crawler_type: str | None = None,
     run_id: str | None = None,
-    crawl_result: Mapping[str, Any] | None = None,
-    s3_upload: Any = None,
-    crawl_time: Any = None,
 ) -> dict[str, Any]:
-    """A 500 answer: the run cannot go on. ``message`` says why (never the key).
-
-    Pass what the run did before it stopped (``crawl_result`` and so on) so nothing is hidden.
-    """
+    """A 500 answer that crawled nothing: ``message`` says why (never the key)."""
     return _error_answer(
-        500,
-        message,
-        crawler_type=crawler_type,
-        run_id=run_id,
-        crawl_result=crawl_result,
-        s3_upload=s3_upload,
-        crawl_time=crawl_time,
+        500, message, status=status, job=job, crawler_type=crawler_type, run_id=run_id
+    )
+
+
+def counts_text(summary: Mapping[str, Any]) -> str:
+    """``ok 3, no data 1, failed 0, remaining 5`` for messages."""
+    return (
+        f"ok {summary.get('ok', 0)}, no data {summary.get('no_data', 0)}, "
+        f"failed {failed_count(summary)}, remaining {remaining_count(summary)}"
     )

@@ -19,6 +19,14 @@ Why each piece exists (docs/CALLING-FROM-AIRFLOW.md tells the whole story):
   :func:`invoke_until_done` re-invokes with ``{"run_id": ..., "continuation": ...}`` until the
   answer is 200, then returns one summary whose counts add up across the invocations.
 
+A payload-less run that does not finish in one invocation answers 500 with ``status``
+``"incomplete"`` and a continuation (so that a caller that only trusts 200 marks it failed);
+:func:`invoke_until_done` follows it like a 206.
+
+Modules: :mod:`.invoke_errors` (the errors), :mod:`.lambda_client` (the client factory),
+:mod:`.answers` (parsing answers), :mod:`asyncrawl.runs.merge` (adding up the parts: the one
+merge rule the handler and a resumed command-line run use too).
+
 Errors::
 
     AsyncrawlError
@@ -28,6 +36,7 @@ Errors::
         ├── UncertainInvocationError the call broke after it was sent: the function may have run
         ├── LambdaFunctionError      the function raised (the answer has ``FunctionError``)
         ├── HandlerStatusError       the handler answered 400 (bad event) or 500 (fatal)
+        │   └── RunBusyError         another invocation holds the run's lease (500 "busy")
         ├── MalformedAnswerError     the answer is not the contract's shape
         ├── FailedItemsError         more items failed than ``tolerated_failed_items``
         ├── NoProgressError          a 206 answer that finished nothing
@@ -38,16 +47,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
@@ -56,9 +60,31 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from asyncrawl.aws._keepalive import install_socket_options, keepalive_socket_options
-from asyncrawl.errors import AsyncrawlError, ConfigError
-from asyncrawl.redact import redact_text
+from asyncrawl.errors import ConfigError
+from asyncrawl.runs.merge import failed_count, merge_summaries, remaining_count
+
+from .answers import crawl_result as _crawl_result
+from .answers import error_message as _error_message
+from .answers import function_error as _function_error
+from .answers import parse_answer as _parse_answer
+from .answers import shorten as _shorten
+from .invoke_errors import (
+    FailedItemsError,
+    HandlerStatusError,
+    InvocationLimitError,
+    InvokeRejectedError,
+    LambdaFunctionError,
+    LambdaInvocationError,
+    MalformedAnswerError,
+    NoProgressError,
+    NotInvokedError,
+    RunBusyError,
+    UncertainInvocationError,
+)
+from .lambda_client import NAT_IDLE_TIMEOUT_S, lambda_client
+from .lambda_client import check_client as _check_client
+from .lambda_client import require_int as _require_int
+from .lambda_client import seconds as _seconds
 
 __all__ = [
     "NAT_IDLE_TIMEOUT_S",
@@ -71,231 +97,22 @@ __all__ = [
     "MalformedAnswerError",
     "NoProgressError",
     "NotInvokedError",
+    "RunBusyError",
     "UncertainInvocationError",
     "invoke_until_done",
     "lambda_client",
 ]
 
 _logger = logging.getLogger(__name__)
-
-#: A NAT gateway drops a TCP flow after this many idle seconds, silently for a reading client.
-NAT_IDLE_TIMEOUT_S = 350
-#: Lambda's longest function timeout.
-_MAX_FUNCTION_TIMEOUT_S = 900.0
-#: How much longer than the function may run the client waits for its answer.
-_READ_TIMEOUT_MARGIN_S = 60.0
-_CONNECT_TIMEOUT_S = 5.0
-#: Linux's upper bound for TCP_KEEPCNT.
-_MAX_KEEPALIVE_COUNT = 127
-#: Longest piece of a function's own error text carried into an exception message.
-_MAX_MESSAGE_CHARS = 1000
 #: Failed items named in a FailedItemsError message; the rest are counted.
 _FAILED_SHOWN = 5
 
 _NOT_RETRIED = "It was not retried, to avoid a duplicate crawl."
 
 
-class LambdaInvocationError(AsyncrawlError):
-    """An invocation did not give a usable answer, or the run it answered is not acceptable."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        function_error: str | None = None,
-        summary: Mapping[str, Any] | None = None,
-        continuation: Any = None,
-    ) -> None:
-        #: The handler's ``statusCode``, or the HTTP status of a refused call; None if unknown.
-        self.status_code = status_code
-        #: The ``FunctionError`` Lambda reported (``"Unhandled"``), if the function raised.
-        self.function_error = function_error
-        #: What went wrong, with secrets redacted.
-        self.message = message
-        #: The merged run summary of the invocations that did answer, if any did.
-        self.summary = dict(summary) if summary is not None else None
-        #: The last continuation received: invoke with it (and the run id) to finish the run.
-        self.continuation = continuation
-        super().__init__(message)
-
-
-class NotInvokedError(LambdaInvocationError):
-    """Lambda throttled the call, or no connection could be made, until retries ran out.
-
-    The function did not run, so trying again later is safe.
-    """
-
-    retryable: ClassVar[bool] = True
-
-
-class InvokeRejectedError(LambdaInvocationError):
-    """Lambda refused the request (unknown function, no permission, bad payload): it did not run."""
-
-
-class UncertainInvocationError(LambdaInvocationError):
-    """The call broke after the request was sent; the function may have run, so no retry."""
-
-
-class LambdaFunctionError(LambdaInvocationError):
-    """The function raised instead of answering (the response carries ``FunctionError``)."""
-
-
-class HandlerStatusError(LambdaInvocationError):
-    """The handler answered with an error status: 400 (bad event) or 500 (fatal)."""
-
-
-class MalformedAnswerError(LambdaInvocationError):
-    """The answer is not ``{"statusCode", "headers", "body"}`` with the contract's body."""
-
-
-class FailedItemsError(LambdaInvocationError):
-    """The run finished, but more items failed than ``tolerated_failed_items`` allows."""
-
-
-class NoProgressError(LambdaInvocationError):
-    """A 206 answer finished no item: invoking again would loop without end."""
-
-
-class InvocationLimitError(LambdaInvocationError):
-    """The run still had work left after ``max_invocations`` invocations."""
-
-
-def _seconds(field: str, value: float | timedelta) -> float:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ConfigError(field, f"must be a number of seconds or a timedelta, not {value!r}")
-    return float(value)
-
-
-def _require_int(field: str, value: object, low: int, high: int | None, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(field, f"must be an integer, not {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ConfigError(field, f"is {value}; {fix}")
-    return value
-
-
-_RETRIES_FIX = (
-    "every botocore retry of Invoke runs the function again (a duplicate crawl); "
-    "invoke_until_done retries only what proves the function did not run"
-)
-
-
-def _check_retries(retries: object) -> None:
-    if not isinstance(retries, Mapping):
-        raise ConfigError("retries", f"must be a dict like botocore's, not {retries!r}")
-    attempts = retries.get("total_max_attempts")
-    if attempts is None and "max_attempts" in retries:
-        max_attempts = retries["max_attempts"]
-        attempts = max_attempts + 1 if isinstance(max_attempts, int) else max_attempts
-    if attempts != 1:
-        raise ConfigError("retries", f"must keep total_max_attempts at 1: {_RETRIES_FIX}")
-
-
-def _check_client(client: Any) -> None:
-    """Refuse a client whose botocore retries are on (a plain ``boto3.client("lambda")``)."""
-    retries = getattr(getattr(getattr(client, "meta", None), "config", None), "retries", None)
-    if not isinstance(retries, Mapping) or retries.get("total_max_attempts") != 1:
-        raise ConfigError(
-            "client",
-            f"has botocore retries on ({retries!r}): {_RETRIES_FIX}; create it with "
-            "asyncrawl.aws.caller.lambda_client()",
-        )
-
-
-def lambda_client(
-    *,
-    function_timeout: float | timedelta = _MAX_FUNCTION_TIMEOUT_S,
-    keepalive_idle: int = 60,
-    keepalive_interval: int = 15,
-    keepalive_count: int = 4,
-    region_name: str | None = None,
-    endpoint_url: str | None = None,
-    session: boto3.Session | None = None,
-    **config_overrides: Any,
-) -> Any:
-    """A boto3 Lambda client that is safe for long synchronous invokes.
-
-    - botocore's automatic retries are off (``total_max_attempts=1``): each retry of ``Invoke``
-      would run the function again.
-    - ``read_timeout`` is ``function_timeout`` + 60 s, so the client never gives up on an
-      answer the function may still send; ``connect_timeout`` is 5 s.
-    - This client's sockets send a TCP keep-alive probe after ``keepalive_idle`` seconds of
-      silence, then every ``keepalive_interval`` seconds, and give up after ``keepalive_count``
-      unanswered probes, so a NAT gateway (350 s idle limit) keeps the flow. Other clients in the
-      process are not changed.
-
-    ``config_overrides`` are further ``botocore.config.Config`` options (``max_pool_connections``,
-    ``connect_timeout``, ``read_timeout`` above the function timeout, ...). ``session`` is the
-    ``boto3.Session`` to create the client from (default: a new one, boto3's usual credential and
-    region chain). Raises :class:`~asyncrawl.errors.ConfigError` for a setting that would bring
-    the hang or the duplicate runs back.
-    """
-    timeout = _seconds("function_timeout", function_timeout)
-    if not 0 < timeout <= _MAX_FUNCTION_TIMEOUT_S:
-        raise ConfigError(
-            "function_timeout",
-            f"is {timeout:g} s; pass the Lambda function's timeout (1 to 900 seconds)",
-        )
-    below_nat = NAT_IDLE_TIMEOUT_S - 1
-    idle = _require_int(
-        "keepalive_idle",
-        keepalive_idle,
-        1,
-        below_nat,
-        f"the first probe must leave before the NAT's {NAT_IDLE_TIMEOUT_S} s idle limit; "
-        "use 1 to 349 (60 is a good value)",
-    )
-    interval = _require_int(
-        "keepalive_interval",
-        keepalive_interval,
-        1,
-        below_nat,
-        f"probes must come more often than the NAT's {NAT_IDLE_TIMEOUT_S} s idle limit; "
-        "use 1 to 349 (15 is a good value)",
-    )
-    count = _require_int(
-        "keepalive_count", keepalive_count, 1, _MAX_KEEPALIVE_COUNT, "use 1 to 127 (4 is good)"
-    )
-    options: dict[str, Any] = {
-        "retries": {"mode": "standard", "total_max_attempts": 1},
-        "read_timeout": timeout + _READ_TIMEOUT_MARGIN_S,
-        "connect_timeout": _CONNECT_TIMEOUT_S,
-    }
-    if "retries" in config_overrides:
-        _check_retries(config_overrides["retries"])
-    if "read_timeout" in config_overrides:
-        read_timeout = _seconds("read_timeout", config_overrides["read_timeout"])
-        if read_timeout <= timeout:
-            raise ConfigError(
-                "read_timeout",
-                f"is {read_timeout:g} s, not above function_timeout ({timeout:g} s): the client "
-                "would give up while the function still runs; leave it out to get "
-                "function_timeout + 60 s",
-            )
-    if config_overrides.get("tcp_keepalive", True) is not True:
-        raise ConfigError("tcp_keepalive", "cannot be turned off; leave it out")
-    options.update(config_overrides)
-    try:
-        config = Config(**options)
-    except TypeError as exc:
-        raise ConfigError("config_overrides", f"{exc}; see botocore.config.Config") from None
-    client = (session or boto3.Session()).client(
-        "lambda", region_name=region_name, endpoint_url=endpoint_url, config=config
-    )
-    install_socket_options(
-        client, keepalive_socket_options(idle=idle, interval=interval, count=count)
-    )
-    return client
-
-
-def _shorten(text: str) -> str:
-    text = redact_text(text)
-    if len(text) > _MAX_MESSAGE_CHARS:
-        return text[:_MAX_MESSAGE_CHARS] + "…"
-    return text
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run summary for the invocations so far (:func:`asyncrawl.runs.merge.merge_summaries`)."""
+    return merge_summaries(parts)
 
 
 def _backoff(retry: int, base_delay: float, rng: random.Random) -> float:
@@ -369,123 +186,6 @@ def _invoke_once(
         retry += 1
 
 
-def _json(raw: bytes | str, what: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        raise MalformedAnswerError(f"{what} is not JSON: {_shorten(text[:200])!r}") from None
-
-
-def _function_error(
-    function_name: str, response: Mapping[str, Any], raw: bytes
-) -> LambdaFunctionError:
-    kind = str(response["FunctionError"])
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        detail = f"{payload.get('errorType', 'error')}: {payload.get('errorMessage', '')}"
-    else:
-        detail = raw.decode("utf-8", "replace")
-    return LambdaFunctionError(
-        f"{function_name} raised ({kind}) {_shorten(detail)}",
-        status_code=response.get("StatusCode"),
-        function_error=kind,
-    )
-
-
-def _parse_answer(raw: bytes) -> tuple[int, dict[str, Any]]:
-    answer = _json(raw, "the answer")
-    if not isinstance(answer, dict) or "statusCode" not in answer or "body" not in answer:
-        raise MalformedAnswerError(
-            'the answer is not {"statusCode": ..., "headers": ..., "body": ...}'
-        )
-    status = answer["statusCode"]
-    if isinstance(status, bool) or not isinstance(status, int):
-        raise MalformedAnswerError(f"the answer's statusCode is {status!r}, not an integer")
-    body = answer["body"]
-    if isinstance(body, str | bytes):
-        body = _json(body, "the answer's body")
-    if not isinstance(body, dict):
-        raise MalformedAnswerError("the answer's body is not a JSON object", status_code=status)
-    return status, body
-
-
-_COUNTS = ("planned", "ok", "no_data", "requests", "retries")
-
-
-def _crawl_result(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
-    """This answer's run summary, checked for everything the merge relies on."""
-    part = body.get("crawl_result")
-    if not isinstance(part, dict):
-        raise MalformedAnswerError("the answer has no crawl_result object", status_code=status)
-
-    def bad(key: str, expected: str) -> MalformedAnswerError:
-        return MalformedAnswerError(
-            f"crawl_result.{key} is {part.get(key)!r}, not {expected}", status_code=status
-        )
-
-    for key in _COUNTS:
-        value = part.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise bad(key, "a count")
-    failed = part.get("failed")
-    if not isinstance(failed, list) or not all(isinstance(f, dict) for f in failed):
-        raise bad("failed", "a list of {item, status, reason}")
-    if not isinstance(part.get("remaining"), list):
-        raise bad("remaining", "a list of items")
-    counts = part.get("status_counts")
-    if not isinstance(counts, dict) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in counts.values()
-    ):
-        raise bad("status_counts", "an object of counts")
-    elapsed = part.get("elapsed_s")
-    if isinstance(elapsed, bool) or not isinstance(elapsed, int | float):
-        raise bad("elapsed_s", "a number of seconds")
-    return part
-
-
-def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One run summary for the invocations so far; counts add up, ``remaining`` is the last."""
-    first, last = parts[0], parts[-1]
-    status_counts: Counter[str] = Counter()
-    for part in parts:
-        status_counts.update(part["status_counts"])
-    requests = sum(p["requests"] for p in parts)
-    elapsed = sum(float(p["elapsed_s"]) for p in parts)
-    merged: dict[str, Any] = {
-        "run_id": first.get("run_id"),
-        "planned": first["planned"],
-        "ok": sum(p["ok"] for p in parts),
-        "no_data": sum(p["no_data"] for p in parts),
-        "failed": [f for p in parts for f in p["failed"]],
-        "remaining": list(last["remaining"]),
-        "requests": requests,
-        "retries": sum(p["retries"] for p in parts),
-        "status_counts": dict(sorted(status_counts.items())),
-        "elapsed_s": round(elapsed, 3),
-        "requests_per_s": round(requests / elapsed, 2) if elapsed > 0 else 0.0,
-        "invocations": len(parts),
-    }
-    for key in ("fatal", "cancelled"):
-        if key in last:
-            merged[key] = last[key]
-    return merged
-
-
-def _error_message(body: Mapping[str, Any]) -> str:
-    for key in ("message", "error", "errorMessage"):
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            return _shorten(value)
-    result = body.get("crawl_result")
-    if isinstance(result, dict) and isinstance(result.get("fatal"), str):
-        return _shorten(result["fatal"])
-    return _shorten(json.dumps(body)[:200])
-
-
 def _failed_text(failed: list[dict[str, Any]]) -> str:
     shown = [
         f"{f.get('item')} ({f.get('status')}: {_shorten(str(f.get('reason', '')))})"
@@ -516,10 +216,12 @@ def invoke_until_done(
     ``{"run_id": <the answer's run_id>, "continuation": <the answer's continuation>}``: the
     continuation carries what is left to do, so the original payload (possibly thousands of
     companies) is not sent again. The returned body's ``crawl_result`` is the merged summary:
-    ``planned`` from the first answer, ``ok``/``no_data``/``requests``/``retries``/
-    ``status_counts``/``elapsed_s`` summed, ``failed`` concatenated, ``remaining`` from the last,
-    plus ``invocations``; ``success`` is true only if no item failed. The other keys are the
-    final answer's.
+    :func:`asyncrawl.runs.merge.merge_summaries` of the answers (``planned`` from the first,
+    counts summed, ``failed`` a bounded sample with ``failed_count``, ``remaining`` the last
+    answer's sample with ``remaining_count``, plus ``invocations``); ``success`` is true only if
+    no item failed. The other keys are the final answer's. A 500 answer with ``status``
+    ``"incomplete"`` (a payload-less run that did not finish) is followed like a 206; one with
+    ``"busy"`` raises :class:`RunBusyError`.
 
     Throttling (``TooManyRequestsException``) and connections that were never made are retried
     up to ``throttle_retries`` times, waiting ``throttle_base_delay`` doubled each time with
@@ -570,6 +272,12 @@ def invoke_until_done(
             if response.get("FunctionError"):
                 raise _function_error(function_name, response, raw)
             status, body = _parse_answer(raw)
+            if status == 500 and body.get("status") == "incomplete" and body.get("continuation"):
+                status = 206  # payload-less and unfinished: a failure to a plain caller only
+            if status == 500 and body.get("status") == "busy":
+                raise RunBusyError(
+                    f"{function_name} answered 500: {_error_message(body)}", status_code=status
+                )
             if status >= 400:
                 raise HandlerStatusError(
                     f"{function_name} answered {status}: {_error_message(body)}",
@@ -589,7 +297,7 @@ def invoke_until_done(
             exc.summary = _merge(parts) if parts else None
             exc.continuation = continuation
             raise
-        previous_remaining = len(parts[-1]["remaining"]) if parts else part["planned"]
+        previous_remaining = remaining_count(parts[-1]) if parts else part["planned"]
         parts.append(part)
         merged = _merge(parts)
         log.info(
@@ -600,21 +308,21 @@ def invoke_until_done(
             status,
             part["ok"],
             part["no_data"],
-            len(part["failed"]),
-            len(part["remaining"]),
+            failed_count(part),
+            remaining_count(part),
             clock() - started,
         )
         if status == 200:
-            if len(merged["failed"]) > tolerated:
+            if failed_count(merged) > tolerated:
                 raise FailedItemsError(
-                    f"{len(merged['failed'])} item(s) failed, more than the "
+                    f"{failed_count(merged)} item(s) failed, more than the "
                     f"{tolerated} tolerated: {_failed_text(merged['failed'])}",
                     status_code=status,
                     summary=merged,
                 )
             result = dict(body)
             result["crawl_result"] = merged
-            result["success"] = bool(body.get("success")) and not merged["failed"]
+            result["success"] = bool(body.get("success")) and not failed_count(merged)
             return result
         continuation = body.get("continuation")
         if continuation is None:
@@ -623,18 +331,18 @@ def invoke_until_done(
                 status_code=status,
                 summary=merged,
             )
-        finished = part["ok"] + part["no_data"] + len(part["failed"])
-        if finished == 0 and len(part["remaining"]) >= previous_remaining:
+        finished = part["ok"] + part["no_data"] + failed_count(part)
+        if finished == 0 and remaining_count(part) >= previous_remaining:
             raise NoProgressError(
                 f"{function_name} answered 206 but finished no item "
-                f"({len(part['remaining'])} remaining); invoking again would loop",
+                f"({remaining_count(part)} remaining); invoking again would loop",
                 status_code=status,
                 summary=merged,
                 continuation=continuation,
             )
         event = json.dumps({"run_id": run_id, "continuation": continuation}).encode()
     raise InvocationLimitError(
-        f"{function_name} still had {len(parts[-1]['remaining'])} item(s) remaining after "
+        f"{function_name} still had {remaining_count(parts[-1])} item(s) remaining after "
         f"{max_invocations} invocations; raise max_invocations, or invoke again with the "
         "run_id and this error's continuation",
         status_code=206,

@@ -1,56 +1,62 @@
 """What a Lambda invocation is asked to do: the function's environment and the event.
 
 :func:`settings_from_env` reads the environment once per cold start into
-:class:`HandlerSettings`; :func:`parse_event` reads each event into a :class:`CrawlEvent`,
-filling what the event leaves out from the settings. Both refuse anything malformed with a
-message that names the variable or the event field and says how to fix it:
-:class:`~asyncrawl.errors.ConfigError` for the environment (the function is misconfigured:
-answer 500), :class:`EventError` for the event (the caller sent a bad event: answer 400).
+:class:`HandlerSettings` (the run layer's settings, plus the job's own from
+``job.configure``); :func:`parse_event` reads each event into a :class:`CrawlEvent`. Both
+refuse anything malformed with a message that names the variable or the event field and says
+how to fix it: :class:`~asyncrawl.errors.ConfigError` for the environment (the function is
+misconfigured: answer 500), :class:`EventError` for the event (the caller sent a bad event:
+answer 400).
 
-Event keys (all optional; ``null`` counts as absent; ``null`` or ``{}`` as a whole means
-"everything from the environment")::
+The run layer's event keys (all optional; ``null`` counts as absent; ``null`` or ``{}`` as a
+whole means "everything from the environment")::
 
-    companies     [{"corp_code": "00126380", "stock_code": "005930", "corp_name": "삼성전자"}, ...]
-                  (the company-list rules of ``--companies``: dart_corp_code, stock_nm and
-                  dart_corp are accepted too, short codes are zero-padded)
-    years         [2023, "2024"]
-    crawler_type  "annual" | "quarter"
-    run_id        [A-Za-z0-9._-]{1,64}; default: a fresh id
+    run_id        [A-Za-z0-9._-]{1,64}; default: a fresh id (payload-less: one per day)
     continuation  exactly what an earlier answer returned
 
-With a continuation the run's crawler type, years and statement divisions come from the token
-(an event value that contradicts them is an error) and the remaining work replaces any
-``companies`` list: nothing finished is fetched again.
+Every other key belongs to the job (``CRAWL_JOB``; the OpenDART job reads ``companies``,
+``years``, ``crawler_type`` and a Step Functions batch's ``Items``); a key neither knows is
+a 400. Before any of that, the whole event is checked: JSON types only, at most
+:data:`MAX_DEPTH` levels deep, :data:`MAX_NODES` values, strings of at most
+:data:`MAX_STRING` characters, integers within +-2**53 (a JSON number a JavaScript or
+orjson reader keeps exactly), finite floats.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import orjson
-
-from ..errors import ConfigError, ContinuationError, InputError
+from ..errors import ConfigError
 from ..limiter import DEFAULT_RATES, Rate
-from ..sources.opendart.companies import CompanyListError, parse_companies
-from ..sources.opendart.items import FIRST_YEAR, Company
-from .continuation import CRAWLER_TYPES, FS_DIVS, RUN_ID_PATTERN, ContinuationState, decode
+from ..runs.continuation import MAX_TOKEN_BYTES, RUN_ID_PATTERN
+from ..runs.job import Job, get_job
 
 __all__ = [
-    "EVENT_KEYS",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_STRING",
+    "RUN_KEYS",
     "CrawlEvent",
     "EventError",
     "HandlerSettings",
+    "check_json",
     "parse_event",
     "settings_from_env",
 ]
 
-#: The keys an event may carry.
-EVENT_KEYS = ("companies", "continuation", "crawler_type", "run_id", "years")
+#: The run layer's own event keys.
+RUN_KEYS = ("run_id", "continuation")
+#: Nesting levels an event may have (a company row sits at depth 3).
+MAX_DEPTH = 16
+#: Values (objects, lists, scalars) an event may hold in all.
+MAX_NODES = 500_000
+#: Characters one string may have (a continuation token is the longest).
+MAX_STRING = MAX_TOKEN_BYTES + 1024
+_MAX_INT = 2**53
 #: The NAT gateway idle timeout a synchronous invoke must answer within (LAMBDA-HANG.md).
 _NAT_IDLE_SECONDS = 350
 _MAX_CONCURRENCY = 1000
@@ -60,72 +66,81 @@ class EventError(ConfigError):
     """The invocation event is malformed; the message names the event field and the fix."""
 
 
-def _max_year() -> int:
-    # Next year's first-quarter report can be asked for late in the year; nothing later.
-    return datetime.now(UTC).year + 1
+def _path(parent: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return key if parent == "event" else f"{parent}.{key}"
 
 
-def _year(value: object, field: str, error: type[ConfigError]) -> int:
-    """``value`` (a number or a digit string) as a year OpenDART serves."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise error(field, f"{value!r} is not a year; use a number such as 2024")
-    text = str(value).strip()
-    if not text.isascii() or not text.isdigit():
-        raise error(field, f"{value!r} is not a year; use a number such as 2024")
-    year = int(text)
-    last = _max_year()
-    if not FIRST_YEAR <= year <= last:
-        raise error(
-            field,
-            f"{year} is outside {FIRST_YEAR}..{last}; OpenDART serves full statements "
-            f"from {FIRST_YEAR} on",
-        )
-    return year
+def check_json(event: object) -> None:
+    """Refuse an event that is not plain, bounded JSON (see the module docstring).
 
-
-def _unique(values: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(dict.fromkeys(values))
+    Iterative, so a deeply nested event cannot exhaust the stack; raises :class:`EventError`
+    naming the path of the first offending value.
+    """
+    stack: list[tuple[object, str, int]] = [(event, "event", 0)]
+    nodes = 0
+    while stack:
+        value, where, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise EventError("event", f"holds more than {MAX_NODES} values; send less per call")
+        if depth > MAX_DEPTH:
+            raise EventError(where, f"is nested deeper than {MAX_DEPTH} levels")
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            if not -_MAX_INT <= value <= _MAX_INT:
+                raise EventError(where, "is an integer too large to be read exactly; use a string")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise EventError(where, "is not a finite number")
+        elif isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise EventError(where, f"is longer than {MAX_STRING} characters")
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                if not isinstance(key, str):
+                    raise EventError(where, "has a key that is not a string")
+                if len(key) > 256:
+                    raise EventError(where, "has a key longer than 256 characters")
+                stack.append((child, _path(where, key), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((child, _path(where, i), depth + 1) for i, child in enumerate(value))
+        else:
+            raise EventError(where, f"is a {type(value).__name__}, not a JSON value")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HandlerSettings:
     """The function's configuration, read from its environment once per cold start.
 
-    Error messages name the environment variable behind each field (``CRAWLER_TYPE`` for
-    ``crawler_type`` and so on). The API key itself is not here: see
-    :func:`asyncrawl.aws.secrets.load_api_key`.
+    Error messages name the environment variable behind each field.
     """
 
-    #: ``annual`` or ``quarter`` (``CRAWLER_TYPE``).
-    crawler_type: str
+    #: The job's registered name (``CRAWL_JOB``, default ``opendart``).
+    job_name: str = "opendart"
     #: The output bucket (``S3_BUCKET``).
     s3_bucket: str
     #: The output prefix inside the bucket, without slashes at either end (``S3_PREFIX``).
     s3_prefix: str = ""
-    #: The SSM parameter name or Secrets Manager ARN holding the key (``DART_API_KEY_PARAM``);
-    #: None means ``DART_API_KEY`` holds the key itself.
-    api_key_param: str | None = None
-    #: OpenDART's base URL, or None for the real one (``DART_BASE_URL``).
-    base_url: str | None = None
-    #: Where the default company list is, ``s3://bucket/key.csv`` (``COMPANIES_URI``).
-    companies_uri: str | None = None
-    #: Default business years (``CRAWL_YEARS``); empty means the event must name them.
-    years: tuple[int, ...] = ()
-    #: Statement divisions (``FS_DIV``).
-    fs_divs: tuple[str, ...] = FS_DIVS
     #: Rate windows that all hold at once (``RATE``).
     rates: tuple[Rate, ...] = DEFAULT_RATES
     #: Requests in flight at most (``CONCURRENCY``).
     concurrency: int = 16
     #: The longest one invocation may work before answering (``MAX_SYNC_SECONDS``).
     max_sync_seconds: float = 240.0
+    #: Seconds one HTTP attempt may take (``ATTEMPT_TIMEOUT``); None: derived from the budget.
+    attempt_timeout: float | None = None
+    #: Send a second copy of an idempotent request after this many seconds (``HEDGE_AFTER``).
+    hedge_after: float | None = None
+    #: The deployment secret that signs continuation tokens (``CONTINUATION_SECRET``);
+    #: None: a random key per run, kept in the run's ``_meta/``.
+    continuation_secret: str | None = field(default=None, repr=False)
+    #: The job's own settings (``job.configure(environ)``).
+    job_config: Any = None
 
     def __post_init__(self) -> None:
-        if self.crawler_type not in CRAWLER_TYPES:
-            raise ConfigError(
-                "CRAWLER_TYPE",
-                f"{self.crawler_type!r} is not a crawler type; use annual or quarter",
-            )
         if not isinstance(self.s3_bucket, str) or not 3 <= len(self.s3_bucket) <= 63:
             raise ConfigError("S3_BUCKET", "must be the output bucket's name (3 to 63 characters)")
         if "/" in self.s3_bucket or self.s3_bucket.startswith("s3:"):
@@ -133,23 +148,6 @@ class HandlerSettings:
                 "S3_BUCKET", "must be a bare bucket name; put the folder in S3_PREFIX"
             )
         object.__setattr__(self, "s3_prefix", self.s3_prefix.strip("/"))
-        if self.api_key_param is not None and not self.api_key_param.strip():
-            raise ConfigError("DART_API_KEY_PARAM", "is blank; name an SSM parameter or secret")
-        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError("DART_BASE_URL", f"{self.base_url!r} is not an http(s) URL")
-        if self.companies_uri is not None:
-            bucket, _, key = self.companies_uri.removeprefix("s3://").partition("/")
-            if not self.companies_uri.startswith("s3://") or not bucket or not key:
-                raise ConfigError(
-                    "COMPANIES_URI",
-                    f"{self.companies_uri!r} is not an S3 object; use s3://bucket/companies.csv",
-                )
-        years = _unique(_year(y, "CRAWL_YEARS", ConfigError) for y in self.years)
-        object.__setattr__(self, "years", years)
-        fs_divs = _unique(self.fs_divs)
-        if not fs_divs or any(fs not in FS_DIVS for fs in fs_divs):
-            raise ConfigError("FS_DIV", f"{self.fs_divs!r}: use CFS, OFS or CFS,OFS")
-        object.__setattr__(self, "fs_divs", fs_divs)
         if not self.rates or not all(isinstance(r, Rate) for r in self.rates):
             raise ConfigError("RATE", "give at least one N/DURATION window, e.g. 900/1m,18000/1d")
         object.__setattr__(self, "rates", tuple(self.rates))
@@ -168,6 +166,15 @@ class HandlerSettings:
                 "e.g. 240",
             )
         object.__setattr__(self, "max_sync_seconds", float(seconds))
+        for name, env, high in (
+            ("attempt_timeout", "ATTEMPT_TIMEOUT", 300.0),
+            ("hedge_after", "HEDGE_AFTER", 300.0),
+        ):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and 0 < value <= high):
+                raise ConfigError(
+                    env, f"{value!r}: use a number of seconds above 0, at most {high:g}"
+                )
 
     @property
     def out_uri(self) -> str:
@@ -185,20 +192,23 @@ def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
     text = _env(environ, name)
     if text is None:
         return default
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(name, f"{text!r} is not a whole number, e.g. {default}") from None
+    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 9:
+        raise ConfigError(name, f"{text!r} is not a whole number, e.g. {default}")
+    return int(text)
 
 
-def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+def _env_seconds(environ: Mapping[str, str], name: str, default: float | None) -> float | None:
     text = _env(environ, name)
     if text is None:
         return default
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise ConfigError(name, f"{text!r} is not a number of seconds, e.g. {default:g}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        example = f"{default:g}" if default is not None else "5"
+        raise ConfigError(name, f"{text!r} is not a number of seconds, e.g. {example}")
+    return value
 
 
 def _env_list(environ: Mapping[str, str], name: str) -> list[str]:
@@ -211,170 +221,76 @@ def settings_from_env(environ: Mapping[str, str]) -> HandlerSettings:
 
     Raises :class:`~asyncrawl.errors.ConfigError` naming the variable and the fix.
     """
-    crawler_type = _env(environ, "CRAWLER_TYPE")
-    if crawler_type is None:
-        raise ConfigError("CRAWLER_TYPE", "is not set; set it to annual or quarter")
     bucket = _env(environ, "S3_BUCKET")
     if bucket is None:
         raise ConfigError("S3_BUCKET", "is not set; set it to the output bucket's name")
-    api_key_param = _env(environ, "DART_API_KEY_PARAM")
-    if api_key_param is None and _env(environ, "DART_API_KEY") is None:
-        raise ConfigError(
-            "DART_API_KEY_PARAM",
-            "neither DART_API_KEY_PARAM nor DART_API_KEY is set; set DART_API_KEY_PARAM to "
-            "the SSM SecureString parameter name or Secrets Manager ARN holding the key "
-            "(or DART_API_KEY to the key itself, for local runs only)",
-        )
-    fs_divs = [fs.upper() for fs in _env_list(environ, "FS_DIV")] or list(FS_DIVS)
+    job_name = _env(environ, "CRAWL_JOB") or "opendart"
+    job = get_job(job_name, modules=_env_list(environ, "CRAWL_JOB_MODULES"))
     rate_specs = _env_list(environ, "RATE")
-    year_texts = _env_list(environ, "CRAWL_YEARS")
     rates = tuple(Rate.parse(spec, field="RATE") for spec in rate_specs) or DEFAULT_RATES
+    max_sync = _env_seconds(environ, "MAX_SYNC_SECONDS", 240.0)
+    assert max_sync is not None
     return HandlerSettings(
-        crawler_type=crawler_type.lower(),
+        job_name=job_name,
         s3_bucket=bucket,
         s3_prefix=_env(environ, "S3_PREFIX") or "",
-        api_key_param=api_key_param,
-        base_url=_env(environ, "DART_BASE_URL"),
-        companies_uri=_env(environ, "COMPANIES_URI"),
-        years=tuple(_year(y, "CRAWL_YEARS", ConfigError) for y in year_texts),
-        fs_divs=tuple(fs_divs),
         rates=rates,
         concurrency=_env_int(environ, "CONCURRENCY", 16),
-        max_sync_seconds=_env_seconds(environ, "MAX_SYNC_SECONDS", 240.0),
+        max_sync_seconds=max_sync,
+        attempt_timeout=_env_seconds(environ, "ATTEMPT_TIMEOUT", None),
+        hedge_after=_env_seconds(environ, "HEDGE_AFTER", None),
+        continuation_secret=_env(environ, "CONTINUATION_SECRET"),
+        job_config=job.configure(environ),
     )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrawlEvent:
-    """One invocation's work, the event's fields completed from the settings.
+    """One invocation's event: the run layer's fields, and the job's fields as given."""
 
-    Exactly one of ``companies``, ``companies_uri`` and ``continuation`` says where the work
-    comes from, in that order of precedence: the continuation's remaining items (when
-    ``continuation.spilled``, load them first with :func:`asyncrawl.aws.continuation.resolve`),
-    else the event's companies, else the list at ``companies_uri``.
-    """
-
-    crawler_type: str
-    years: tuple[int, ...]
-    fs_divs: tuple[str, ...]
     #: The run to continue or start; None means "start a fresh run".
     run_id: str | None = None
-    companies: tuple[Company, ...] | None = None
-    companies_uri: str | None = None
-    continuation: ContinuationState | None = None
-
-    def __post_init__(self) -> None:
-        if self.crawler_type not in CRAWLER_TYPES:
-            raise EventError("crawler_type", "use annual or quarter")
-        if not self.years:
-            raise EventError("years", "no years: pass years, e.g. [2024], or set CRAWL_YEARS")
-        sources = (self.companies, self.companies_uri, self.continuation)
-        if all(source is None for source in sources):
-            raise EventError(
-                "companies",
-                "no company list: pass companies in the event, set COMPANIES_URI, or pass "
-                "the continuation an earlier answer returned",
-            )
-
-
-def _companies(value: object) -> tuple[Company, ...]:
-    if not isinstance(value, list):
-        raise EventError("companies", "must be a list of objects with corp_code")
-    if not value:
-        raise EventError("companies", "is empty; list at least one company, or leave it out")
-    lines = []
-    for index, row in enumerate(value):
-        if not isinstance(row, dict):
-            raise EventError(f"companies[{index}]", "must be an object with corp_code")
-        lines.append(orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS))
-    # JSON Lines puts companies[i] on line i + 1, so a row problem maps back to its index.
-    try:
-        return tuple(parse_companies(b"\n".join(lines), name="event.companies.jsonl"))
-    except CompanyListError as error:
-        first, *others = error.problems
-        also = ", ".join(f"companies[{p.line - 1}].{p.field}" for p in others[:5])
-        more = f" (also wrong: {also}{', ...' if len(others) > 5 else ''})" if others else ""
-        field = f"companies[{first.line - 1}].{first.field}"
-        raise EventError(field, first.problem + more) from None
-    except InputError as error:
-        raise EventError(f"companies[{error.line - 1}].{error.field}", error.problem) from None
-
-
-def _years(value: object) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise EventError("years", f"must be a list of years such as [2023, 2024], not {value!r}")
-    if not value:
-        raise EventError("years", "is empty; list at least one year, or leave it out")
-    return _unique(_year(y, f"years[{i}]", EventError) for i, y in enumerate(value))
-
-
-def _crawler_type(value: object) -> str:
-    text = value.strip().lower() if isinstance(value, str) else None
-    if text not in CRAWLER_TYPES:
-        raise EventError("crawler_type", f"{value!r} is not a crawler type; use annual or quarter")
-    return text
+    #: The continuation token exactly as given (checked for shape; verified with the store).
+    continuation: str | None = None
+    #: The job's own fields (``null`` values dropped).
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    #: True for ``null`` or ``{}``: the old ``payload=None`` ("everything from the environment").
+    payload_less: bool = False
 
 
 def _run_id(value: object) -> str:
-    if not isinstance(value, str) or not RUN_ID_PATTERN.fullmatch(value):
+    if not isinstance(value, str) or not RUN_ID_PATTERN.fullmatch(value) or value in (".", ".."):
+        shown = repr(value) if len(repr(value)) <= 80 else "the value"
         raise EventError(
-            "run_id", f"{value!r}: use 1 to 64 characters of A-Z a-z 0-9 . _ - (or leave it out)"
+            "run_id", f"{shown}: use 1 to 64 characters of A-Z a-z 0-9 . _ - (or leave it out)"
         )
     return value
 
 
-def parse_event(event: object, settings: HandlerSettings) -> CrawlEvent:
-    """The work ``event`` asks for, what it leaves out filled in from ``settings``.
-
-    Raises :class:`EventError` naming the field (``companies[3].corp_code``, ``years[1]``,
-    ``crawler_type``, ``continuation``...) and the fix.
-    """
+def parse_event(event: object, job: Job[Any]) -> CrawlEvent:
+    """The work ``event`` asks for; raises :class:`EventError` naming the field and the fix."""
     if event is None:
         event = {}
     if not isinstance(event, dict):
         raise EventError("event", "must be a JSON object (or null for the defaults)")
-    unknown = sorted(str(key) for key in event if key not in EVENT_KEYS)
+    check_json(event)
+    known = (*RUN_KEYS, *job.event_keys)
+    unknown = sorted(str(key) for key in event if key not in known and key != "BatchInput")
     if unknown:
         raise EventError(
             unknown[0],
             f"unknown event key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"the keys are {', '.join(EVENT_KEYS)}",
+            f"the keys are {', '.join(known)}",
         )
     given: Mapping[str, Any] = MappingProxyType({k: v for k, v in event.items() if v is not None})
     run_id = _run_id(given["run_id"]) if "run_id" in given else None
-    crawler_type = _crawler_type(given["crawler_type"]) if "crawler_type" in given else None
-    years = _years(given["years"]) if "years" in given else None
-    companies = _companies(given["companies"]) if "companies" in given else None
-    if "continuation" in given:
-        try:
-            state = decode(given["continuation"], run_id=run_id)
-        except ContinuationError as error:
-            problem = str(error).removeprefix("continuation: ")
-            raise EventError("continuation", problem) from None
-        if crawler_type is not None and crawler_type != state.crawler_type:
-            raise EventError(
-                "crawler_type",
-                f"{crawler_type} contradicts the continuation's {state.crawler_type}; "
-                "leave crawler_type out when continuing",
-            )
-        if years is not None and set(years) != set(state.years):
-            raise EventError(
-                "years",
-                f"{list(years)} contradicts the continuation's {list(state.years)}; "
-                "leave years out when continuing",
-            )
-        return CrawlEvent(
-            crawler_type=state.crawler_type,
-            years=state.years,
-            fs_divs=state.fs_divs,
-            run_id=state.run_id,
-            continuation=state,
-        )
+    token = given.get("continuation")
+    if token is not None and not isinstance(token, str):
+        raise EventError("continuation", "must be the string an earlier answer returned")
+    fields = {k: v for k, v in given.items() if k in job.event_keys}
     return CrawlEvent(
-        crawler_type=crawler_type or settings.crawler_type,
-        years=years or settings.years,
-        fs_divs=settings.fs_divs,
         run_id=run_id,
-        companies=companies,
-        companies_uri=None if companies is not None else settings.companies_uri,
+        continuation=token,
+        fields=fields,
+        payload_less=not given,
     )

@@ -30,6 +30,8 @@ METRIC_UNITS: Mapping[str, str] = {
     "Retries": "Count",
     "SlowDowns": "Count",
     "Fatal": "Count",
+    "BadRequest": "Count",
+    "AlreadyDone": "Count",
 }
 
 
@@ -44,6 +46,8 @@ def emf_record(
     retries: int,
     slowdowns: int,
     fatal: bool,
+    bad_request: bool = False,
+    already_done: int = 0,
     namespace: str = "asyncrawl",
     properties: Mapping[str, Any] | None = None,
     timestamp_ms: int | None = None,
@@ -51,7 +55,9 @@ def emf_record(
     """The EMF record for one invocation's counts.
 
     ``slowdowns`` counts the upstream's "slow down" answers (OpenDART status 020); ``fatal`` is
-    recorded as 1 or 0 so an alarm can sum it. ``properties`` (e.g. ``run_id``) are added as
+    recorded as 1 or 0 so an alarm can sum it, and so is ``bad_request`` (a 400: every answer
+    has its record). ``already_done`` counts items a replayed or retried invocation found
+    finished by an earlier one (not fetched again). ``properties`` (e.g. ``run_id``) are added as
     plain members: searchable in Logs Insights, not metrics, not dimensions.
     ``timestamp_ms`` defaults to now.
     """
@@ -64,9 +70,11 @@ def emf_record(
         "Retries": retries,
         "SlowDowns": slowdowns,
         "Fatal": int(fatal),
+        "BadRequest": int(bad_request),
+        "AlreadyDone": already_done,
     }
     for name, value in values.items():
-        if name != "Fatal" and (type(value) is not int or value < 0):
+        if name not in ("Fatal", "BadRequest") and (type(value) is not int or value < 0):
             raise ValueError(f"{name}: {value!r} is not a count (an integer >= 0)")
     if not 1 <= len(namespace) <= 1024:
         raise ValueError("namespace: must be 1 to 1024 characters")

@@ -10,7 +10,7 @@ from ..outcomes import Failed, NoData, Ok
 from ..results import ItemResult
 from .base import BlobStore
 from .journal import RunJournal
-from .records import encode_jsonl_gz
+from .records import encode_off_loop
 
 __all__ = ["DATA_CONTENT_TYPE", "RecordSink"]
 
@@ -38,13 +38,13 @@ class RecordSink:
         store: BlobStore,
         *,
         data_key: Callable[[ItemResult[Any]], str],
-        journal: RunJournal | None,
+        journal: RunJournal | None = None,
     ) -> None:
         #: Where data files go.
         self.store = store
         #: Maps a finished item to its data file's key (see :func:`.partitioned_key`).
         self.data_key = data_key
-        #: The run journal, or ``None`` when the run is not resumable.
+        #: The run journal, or ``None`` (the default) when the run need not be resumable.
         self.journal = journal
 
     async def write(self, result: ItemResult[Any]) -> None:
@@ -54,7 +54,8 @@ class RecordSink:
             key = self.data_key(result)
             rows: Iterable[Mapping[str, Any]] = outcome.payload
             try:
-                body = encode_jsonl_gz(rows)
+                # On a worker thread: compressing a big item must not stall the event loop.
+                body = await encode_off_loop(rows)
             except TypeError as exc:
                 # A Source bug, not a storage fault; still, the item must not count as ok.
                 raise SinkError(f"item {result.key}: payload is not JSON rows: {exc}") from None

@@ -4,20 +4,31 @@
   way for the same ``(seed, item, attempt)``.
 - :class:`OpenDartStandIn` is OpenDART's API on top of it (:data:`DEMO_COMPANIES`,
   :func:`realistic_plan` for the demo).
+- :class:`PagedApi` and :class:`HtmlSite` are routes for it that discovering crawlers need (a
+  cursor-paged JSON API; an HTML site with links, cycles, redirects and a robots.txt);
+  :func:`route_by_prefix` serves several on one server.
 - :func:`run_server_process` runs either in a child process, for benchmarks.
+- :class:`FaultProxy` sits in front of any loopback server (moto's S3, say) and stalls, slows,
+  drops or answers 500 on demand.
 """
 
 from .faults import Arrival, FaultPlan, FaultServer, ItemContext
 from .opendart import DEMO_COMPANIES, OpenDartStandIn, realistic_plan
 from .process import run_server_process
+from .proxy import FaultProxy
+from .sites import HtmlSite, PagedApi, route_by_prefix
 
 __all__ = [
     "DEMO_COMPANIES",
     "Arrival",
     "FaultPlan",
+    "FaultProxy",
     "FaultServer",
+    "HtmlSite",
     "ItemContext",
     "OpenDartStandIn",
+    "PagedApi",
     "realistic_plan",
+    "route_by_prefix",
     "run_server_process",
 ]

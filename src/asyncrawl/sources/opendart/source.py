@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -243,25 +244,29 @@ class OpenDartSource:
             return _bad_body("status 000 without a list of rows")
         if not rows:
             return NoData(status="000", reason="no rows (000)")
-        crawled_at = _iso_utc(self.clock())
+        # The rows are this answer's own fresh dicts (orjson.loads): enriched in place, every
+        # value kept as the object orjson made. Both checks run in C (set/map/chain), not one
+        # Python step per value: an answer holds thousands of values.
+        if set(map(type, rows)) != {dict}:
+            return _bad_body("a row is not a JSON object")
+        if not set(map(type, chain.from_iterable(map(dict.values, rows)))) <= {str}:
+            # Rare: DART sends strings. A null or a bare number becomes text, one by one.
+            problem = _texts_in_place(rows)
+            if problem is not None:
+                return _bad_body(f"row field {problem!r} is not a string")
         company = item.company
-        enriched: list[dict[str, str]] = []
+        corp_code = company.corp_code
+        extra = {
+            "stock_code": company.stock_code or "",
+            "corp_name": company.corp_name or "",
+            "fs_div": item.fs_div,
+            "crawled_at": _iso_utc(self.clock()),
+        }
         for row in rows:
-            if not isinstance(row, dict):
-                return _bad_body("a row is not a JSON object")
-            out: dict[str, str] = {}
-            for name, value in row.items():
-                text = _as_text(value)
-                if text is None:
-                    return _bad_body(f"row field {name!r} is not a string")
-                out[name] = text
-            out.setdefault("corp_code", company.corp_code)
-            out["stock_code"] = company.stock_code or ""
-            out["corp_name"] = company.corp_name or ""
-            out["fs_div"] = item.fs_div
-            out["crawled_at"] = crawled_at
-            enriched.append(out)
-        return Ok(status="000", payload=enriched)
+            if "corp_code" not in row:
+                row["corp_code"] = corp_code
+            row.update(extra)
+        return Ok(status="000", payload=rows)
 
 
 def status_outcome(status: str, body: Mapping[str, Any]) -> Outcome:
@@ -314,6 +319,18 @@ def _as_text(value: object) -> str | None:
         return None
     if isinstance(value, int | float):
         return str(value)
+    return None
+
+
+def _texts_in_place(rows: list[dict[str, Any]]) -> str | None:
+    """Turn every value of ``rows`` into text; the name of a field that cannot be, or None."""
+    for row in rows:
+        for name, value in row.items():
+            if type(value) is not str:
+                text = _as_text(value)
+                if text is None:
+                    return str(name)
+                row[name] = text
     return None
 
 

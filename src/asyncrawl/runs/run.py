@@ -1,0 +1,222 @@
+"""The resumable run: plan -> engine -> sink -> journal -> summary, for any Source.
+
+:func:`run_resumable` is what both leaves call: ``asyncrawl crawl`` (through the OpenDART
+job) and the Lambda handler (for whichever job ``CRAWL_JOB`` names). In order:
+
+1. take the run's lease (optional; :mod:`asyncrawl.runs.lease`): a second holder is refused
+   with :class:`~asyncrawl.runs.lease.RunBusyError`;
+2. read the run's journal: items it lists as finished are not given to the engine, only
+   counted as ``already_done`` (a replayed token or a re-run fetches and writes nothing
+   twice, and says so);
+3. crawl the rest, storing each result through a :class:`~asyncrawl.sinks.RecordSink`;
+4. whatever ended the crawl (the plan's end, the deadline, a fatal answer, a failing store,
+   cancellation), flush the journal and write ``_meta/runs/{run_id}/summary.json``: this
+   part's summary merged (:func:`asyncrawl.runs.merge.merge_summaries`) onto the run's
+   earlier parts when there were some;
+5. hand back the remaining items by key (for a continuation), and release the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ..engine import CrawlConfig, run
+from ..errors import SinkError, UpstreamFatalError
+from ..http import AiohttpFetcher, Fetcher
+from ..limiter import RateLimiter
+from ..pipeline import deliver
+from ..results import ItemResult
+from ..sinks import BlobStore, RecordSink, RunJournal, summary_key, write_summary
+from ..source import Source
+from ..summary import RunSummary
+from .lease import RunBusyError, open_lease
+from .merge import merge_summaries
+
+__all__ = ["RunResult", "run_resumable"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# The stored summary keeps whole lists (answers bound theirs; see merge.bound_summary).
+_UNBOUNDED = 2**62
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult(Generic[T]):
+    """How one part of a run ended."""
+
+    #: The engine's summary of the items crawled in this part.
+    summary: RunSummary
+    #: This part's summary document: the engine's plus the ``already_done`` bucket.
+    part: dict[str, Any]
+    #: The run's summary as stored: ``part`` merged onto the earlier parts, if any.
+    document: dict[str, Any]
+    #: Where ``document`` is stored, relative to the output root.
+    summary_key: str
+    #: The remaining items by key, in plan order (for a continuation).
+    remaining_items: dict[str, T] = field(default_factory=dict)
+    fatal: UpstreamFatalError | None = None
+    sink_error: SinkError | None = None
+    #: Items of this plan an earlier part had already finished (not fetched again).
+    already_done: int = 0
+    #: Of those, how many had data (``ok``) -- the rest were ``no_data``.
+    already_ok: int = 0
+
+    @property
+    def stopped(self) -> bool:
+        """True when the upstream or the store stopped the run early."""
+        return self.fatal is not None or self.sink_error is not None
+
+
+async def run_resumable(
+    source: Source[T],
+    items: Iterable[T],
+    *,
+    store: BlobStore,
+    run_id: str,
+    config: CrawlConfig,
+    data_key: Callable[[ItemResult[Any]], str],
+    limiter: RateLimiter | None = None,
+    fetcher: Fetcher | None = None,
+    earlier: Mapping[str, Any] | None = None,
+    lease_ttl_s: float | None = None,
+    on_result: Callable[[ItemResult[Any]], None] | None = None,
+    on_start: Callable[[Any], None] | None = None,
+) -> RunResult[T]:
+    """Crawl ``items`` into ``store`` under ``run_id``; always leaves a summary behind.
+
+    ``earlier`` is the run's merged summary before this part (a continuation's totals), or
+    None for a first part or a re-run that planned everything again. With ``lease_ttl_s`` the
+    run's lease is held for the whole part (:class:`RunBusyError` when another holds it).
+    Cancellation is re-raised after the summary is written; a fatal upstream error and a
+    failing store are reported in the result.
+    """
+    lease = open_lease(store, run_id, lease_ttl_s) if lease_ttl_s is not None else None
+    if lease is not None and not await lease.acquire():
+        raise RunBusyError(run_id, lease_ttl_s or 0.0)
+    try:
+        return await _run(
+            source,
+            items,
+            store=store,
+            run_id=run_id,
+            config=config,
+            data_key=data_key,
+            limiter=limiter,
+            fetcher=fetcher,
+            earlier=earlier,
+            on_result=on_result,
+            on_start=on_start,
+        )
+    finally:
+        if lease is not None:
+            try:
+                await asyncio.shield(lease.release())
+            except Exception as error:  # expiry frees it anyway; the answer must still go out
+                log.warning("run %s: could not release its lease: %s", run_id, error)
+
+
+async def _run(
+    source: Source[T],
+    items: Iterable[T],
+    *,
+    store: BlobStore,
+    run_id: str,
+    config: CrawlConfig,
+    data_key: Callable[[ItemResult[Any]], str],
+    limiter: RateLimiter | None,
+    fetcher: Fetcher | None,
+    earlier: Mapping[str, Any] | None,
+    on_result: Callable[[ItemResult[Any]], None] | None,
+    on_start: Callable[[Any], None] | None,
+) -> RunResult[T]:
+    journal = RunJournal(store, run_id)
+    done = await journal.load()
+    todo: list[T] = []
+    by_key: dict[str, T] = {}
+    already_ok = already_no_data = 0
+    for item in items:
+        key = source.key(item)
+        status = done.get(key)
+        if status is not None:
+            if key not in by_key:
+                already_ok += status == "ok"
+                already_no_data += status == "no_data"
+                by_key[key] = item
+            continue
+        if key not in by_key:
+            by_key[key] = item
+        todo.append(item)
+    sink = RecordSink(store, data_key=data_key, journal=journal)
+    fatal: UpstreamFatalError | None = None
+    sink_error: SinkError | None = None
+    already = already_ok + already_no_data
+    async with _open_fetcher(fetcher) as http:
+        crawl = run(
+            source,
+            todo,
+            fetcher=http,
+            config=config,
+            limiter=limiter,
+            run_id=run_id,
+            total=len(todo),
+            confirm=True,
+        )
+        if on_start is not None:
+            on_start(crawl)
+        try:
+            await deliver(crawl, sink, on_result=on_result)
+        except UpstreamFatalError as error:
+            fatal = error
+            log.error("run %s stopped: %s", run_id, error.reason)
+        except SinkError as error:
+            sink_error = error
+            log.error("run %s stopped: the store keeps failing: %s", run_id, error)
+        finally:
+            # Shielded: on cancellation (Ctrl-C) the journal and summary must still be written.
+            summary = crawl.summary
+            part = summary.to_dict()
+            part["planned"] = summary.planned + already
+            part["already_done"] = already
+            document = merge_summaries([earlier, part], sample=_UNBOUNDED) if earlier else part
+            await asyncio.shield(_finish(sink, store, run_id, document))
+    remaining = {key: by_key[key] for key in summary.remaining if key in by_key}
+    unfinished = getattr(crawl, "unfinished_items", None)
+    if callable(unfinished):  # discovered items the plan did not have (engine discovery)
+        for item in unfinished():
+            remaining.setdefault(source.key(item), item)
+    return RunResult(
+        summary=summary,
+        part=part,
+        document=document,
+        summary_key=summary_key(run_id),
+        remaining_items=remaining,
+        fatal=fatal,
+        sink_error=sink_error,
+        already_done=already,
+        already_ok=already_ok,
+    )
+
+
+async def _finish(
+    sink: RecordSink, store: BlobStore, run_id: str, document: Mapping[str, Any]
+) -> None:
+    try:
+        await sink.aclose()
+    except SinkError as error:  # the summary still goes out; the items stay resumable by data
+        log.error("run %s: could not flush the journal: %s", run_id, error)
+    await write_summary(store, run_id, document)
+
+
+@asynccontextmanager
+async def _open_fetcher(given: Fetcher | None) -> AsyncIterator[Fetcher]:
+    """Use the given fetcher as it is, or open an AiohttpFetcher for this run only."""
+    if given is not None:
+        yield given
+        return
+    async with AiohttpFetcher() as fetcher:
+        yield fetcher

@@ -1,0 +1,517 @@
+"""The Lambda handler over the generic run layer: a second job, signed tokens, bounded answers,
+leases, replays, payload-less runs and the old answer's fields.
+
+Same set-up as test_lambda_handler.py (the handler runs its own event loop; servers run on a
+loop in a background thread; moto's S3 on loopback).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from asyncrawl.aws.answer import MAX_ANSWER_BYTES, kst_day
+from asyncrawl.aws.answers import crawl_result
+from asyncrawl.aws.handler import handler
+from asyncrawl.http import Request, Response
+from asyncrawl.outcomes import NoData, Ok, Outcome, Transient, classify_http_status
+from asyncrawl.results import ItemResult
+from asyncrawl.runs.continuation import ContinuationState, encode
+from asyncrawl.runs.job import Plan, register_job, unregister_job
+from asyncrawl.runs.merge import invariant_holds, merge_summaries
+from asyncrawl.sinks.base import BlobStore
+from asyncrawl.testing.faults import FaultPlan, FaultServer
+from asyncrawl.testing.opendart import DEMO_COMPANIES
+from test_lambda_handler import (  # the same fixtures and helpers
+    API_KEY,
+    BUCKET,
+    PREFIX,
+    FakeContext,
+    StandInThread,
+    body_of,
+    cold_start,
+    emf_lines,
+    set_env,
+    standin,
+)
+
+if TYPE_CHECKING:
+    from support.moto_s3 import MotoS3
+
+pytest_plugins = ["support.moto_s3"]
+__all__ = ["cold_start", "standin"]  # fixtures used by name
+
+OLD_BODY_KEYS = {"success", "crawler_type", "crawl_result", "s3_upload", "crawl_time"}
+OLD_RESULT_KEYS = {"success", "total_companies", "message", "s3_bucket"}
+
+
+def companies(count: int) -> list[dict[str, str]]:
+    return [dict(c) for c in DEMO_COMPANIES[:count]]
+
+
+def s3_json(moto_s3: MotoS3, key: str) -> Any:
+    return json.loads(moto_s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def follow(first: dict[str, Any], context: FakeContext) -> list[tuple[int, dict[str, Any]]]:
+    """Invoke as the safe caller does until the answer is not 206."""
+    answers = [(first["statusCode"], body_of(first))]
+    while answers[-1][0] == 206:
+        assert len(answers) < 40, "the run never finished"
+        body = answers[-1][1]
+        answer = handler({"run_id": body["run_id"], "continuation": body["continuation"]}, context)
+        answers.append((answer["statusCode"], body_of(answer)))
+    return answers
+
+
+# --- a second job, registered by a test, through the unchanged handler --------------------------
+
+
+class PageSource:
+    """Page ``n`` of a JSON API on the fault server; every 7th page has no data."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def key(self, item: int) -> str:
+        return f"page-{item}"
+
+    def request(self, item: int) -> Request:
+        return Request(url=f"{self.base}/pages", params={"n": str(item)})
+
+    def classify(self, item: int, response: Response) -> Outcome:
+        generic = classify_http_status(response.status, response.headers)
+        if generic is not None:
+            return generic
+        try:
+            body = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            return Transient(reason="not JSON", status="bad_body")
+        if item % 7 == 0:
+            return NoData()
+        return Ok(payload=[{"page": item, "item": str(body.get("item"))}])
+
+    # The ItemCodec protocol: how a page survives a hand-over when it cannot be rebuilt.
+    def dump_item(self, item: int) -> Any:
+        return {"n": item}
+
+    def load_item(self, data: Any) -> int:
+        if not isinstance(data, dict) or type(data.get("n")) is not int:
+            raise ValueError("not a page")
+        return int(data["n"])
+
+
+class PagesJob:
+    """Pages 1..count of the API at ``PAGES_BASE_URL``: a job asyncrawl.aws knows nothing of."""
+
+    name = "pages"
+    event_keys: tuple[str, ...] = ("count",)
+
+    def configure(self, environ: Mapping[str, str]) -> str:
+        return environ["PAGES_BASE_URL"]
+
+    def label(self, config: Any) -> str:
+        return "pages"
+
+    async def plan(self, event: Mapping[str, Any], config: Any, store: BlobStore) -> Plan[int]:
+        count = event.get("count", 40)
+        return Plan(items=list(range(1, count + 1)), params={"count": count}, label="pages")
+
+    def resume(self, params: Mapping[str, Any], keys: Sequence[str], config: Any) -> Plan[int]:
+        return Plan(
+            items=[int(k.removeprefix("page-")) for k in keys], params=params, label="pages"
+        )
+
+    def token_params(self, plan: Plan[int], remaining_keys: Sequence[str]) -> Mapping[str, Any]:
+        return dict(plan.params)
+
+    def open_source(self, config: Any) -> PageSource:
+        return PageSource(config)
+
+    def data_key(self, result: ItemResult[Any]) -> str:
+        return f"data/pages/{result.key}.jsonl.gz"
+
+    def describe(self, plan: Plan[int], summary: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"message": f"pages: ok {summary.get('ok')}"}
+
+
+class FaultThread(StandInThread):
+    """A FaultServer on its own loop (StandInThread's start/stop/arrivals fit it as well)."""
+
+
+@pytest.fixture
+def pages_job() -> Iterator[PagesJob]:
+    job = PagesJob()
+    register_job(job)
+    yield job
+    unregister_job(job.name)
+
+
+@pytest.fixture
+def fault_server() -> Iterator[Callable[[FaultPlan], FaultThread]]:
+    started: list[FaultThread] = []
+
+    def start(plan: FaultPlan) -> FaultThread:
+        server = FaultThread(FaultServer(plan))  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def pages_env(monkeypatch: pytest.MonkeyPatch, server: FaultThread, **more: str | None) -> None:
+    set_env(
+        monkeypatch,
+        CRAWL_JOB="pages",
+        PAGES_BASE_URL=server.server.url,
+        CRAWLER_TYPE=None,
+        DART_API_KEY=None,
+        CRAWL_YEARS=None,
+        **more,
+    )
+
+
+def test_a_second_job_runs_through_the_handler_with_a_206_and_a_resume(
+    moto_s3: MotoS3,
+    pages_job: PagesJob,
+    fault_server: Callable[[FaultPlan], FaultThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moto_s3.create_bucket(BUCKET, versioned=True)
+    server = fault_server(FaultPlan(seed=5, latency=0.05, p_503=0.05))
+    pages_env(monkeypatch, server, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
+
+    answers = follow(handler({"count": 60}, FakeContext()), FakeContext())
+
+    codes = [code for code, _ in answers]
+    assert codes[0] == 206
+    assert codes[-1] == 200
+    bodies = [body for _, body in answers]
+    assert all(b["job"] == "pages" and b["crawler_type"] == "pages" for b in bodies)
+    parts = [b["crawl_result"] for b in bodies]
+    merged = merge_summaries(parts)
+    assert merged["planned"] == 60
+    assert merged["ok"] + merged["no_data"] == 60
+    assert invariant_holds(merged)
+    stored = moto_s3.keys(f"{PREFIX}/data/pages/", bucket=BUCKET)
+    assert len(stored) == merged["ok"] == 60 - len(range(7, 61, 7))
+    for key in stored:
+        assert len(moto_s3.versions(key, bucket=BUCKET)) == 1
+    # A page is asked for again only when an invocation abandoned it in flight at its
+    # deadline (at most CONCURRENCY per hand-over): nothing finished is fetched again.
+    answered = [a.item for a in server.arrivals() if a.fault is None]
+    assert len(set(answered)) == 60
+    assert len(answered) - len(set(answered)) <= 2 * (len(answers) - 1)
+    summary = s3_json(moto_s3, f"{PREFIX}/_meta/runs/{bodies[0]['run_id']}/summary.json")
+    assert summary["ok"] == 60 - 8
+    assert summary["invocations"] == len(answers)
+
+
+def test_items_carried_whole_in_a_token_come_back_through_the_source_codec(
+    moto_s3: MotoS3,
+    pages_job: PagesJob,
+    fault_server: Callable[[FaultPlan], FaultThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Discovered work cannot be rebuilt by the job from a key: the token carries it in the
+    # Source's own form (dump_item), and the next part reads it back (load_item).
+    moto_s3.create_bucket(BUCKET)
+    server = fault_server(FaultPlan(latency=0.0))
+    pages_env(monkeypatch, server)
+    store_key(moto_s3, "carried")
+    token = encode(
+        ContinuationState(
+            run_id="carried",
+            job="pages",
+            params={"count": 2},
+            remaining=("page-1",),
+            items={"page-500": {"n": 500}, "page-501": {"n": 501}},
+            totals={"planned": 5, "ok": 2},
+        ),
+        TEST_KEY,
+    )
+    answer = handler({"continuation": token}, FakeContext())
+    body = body_of(answer)
+    assert answer["statusCode"] == 200, body
+    assert sorted(a.item for a in server.arrivals()) == [
+        "/pages?n=1",
+        "/pages?n=500",
+        "/pages?n=501",
+    ]
+    bad = encode(
+        ContinuationState(run_id="carried", job="pages", items={"page-9": {"n": "nine"}}),
+        TEST_KEY,
+    )
+    refused = handler({"continuation": bad}, FakeContext())
+    assert refused["statusCode"] == 400
+    assert body_of(refused)["message"].startswith("continuation: item page-9 does not load")
+
+
+# --- signed tokens through the handler --------------------------------------------------------
+
+TEST_KEY = b"t" * 32
+
+
+def store_key(moto_s3: MotoS3, run_id: str, key: bytes = TEST_KEY) -> None:
+    moto_s3.client().put_object(
+        Bucket=BUCKET, Key=f"{PREFIX}/_meta/runs/{run_id}/token.key", Body=key
+    )
+
+
+def test_forged_and_altered_tokens_answer_400(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(plan=FaultPlan(latency=0.05))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="1")
+    first = body_of(handler({"companies": companies(4)}, FakeContext()))
+    token, run_id = first["continuation"], first["run_id"]
+    assert token is not None, first["message"]
+    before = len(server.arrivals())
+
+    state = {
+        "run_id": run_id,
+        "job": "opendart",
+        "params": {"type": "quarter", "years": [2023], "fs": ["CFS"], "co": {}},
+        "remaining": ("00126380/2023/11011/CFS",),
+        "totals": {"planned": 5, "ok": 1000},
+    }
+    forged = encode(ContinuationState(**state), b"f" * 32)  # right shape, wrong key
+    stranger = encode(ContinuationState(**{**state, "run_id": "no-such-run"}), b"f" * 32)
+    altered = token[:-60] + ("A" if token[-60] != "A" else "B") + token[-59:]
+    for bad, hint in ((forged, "signature"), (stranger, "no signing key"), (altered, "")):
+        answer = handler({"continuation": bad}, FakeContext())
+        assert answer["statusCode"] == 400, answer["body"]
+        message = body_of(answer)["message"]
+        assert message.startswith("continuation: "), message
+        assert hint in message
+        assert "Traceback" not in answer["body"]
+    assert len(server.arrivals()) == before  # nothing was crawled for them
+    summary = s3_json(moto_s3, f"{PREFIX}/_meta/runs/{run_id}/summary.json")
+    assert summary["ok"] <= summary["planned"]
+
+
+def test_a_huge_integer_and_a_deep_event_answer_400_with_a_metric(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_env(monkeypatch, DART_BASE_URL="http://127.0.0.1:9/api/")
+    deep: Any = "x"
+    for _ in range(300):
+        deep = {"x": deep}
+    events = [
+        ({"companies": [{"corp_code": 100000000000000000000}]}, "companies[0].corp_code"),
+        ({"companies": [{"corp_code": deep}]}, "companies[0].corp_code.x"),
+    ]
+    for event, field in events:
+        answer = handler(event, FakeContext())
+        assert answer["statusCode"] == 400
+        assert body_of(answer)["message"].startswith(field)
+    out = capsys.readouterr().out
+    records = emf_lines(out)
+    assert [r["BadRequest"] for r in records] == [1, 1]
+    assert [r["Fatal"] for r in records] == [0, 0]
+    assert out.count('"message":"invocation answered 400') == 2
+
+
+# --- answers inside every caller's limits --------------------------------------------------------
+
+
+def test_the_answer_stays_under_256_kib_with_30_000_items_remaining(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(plan=FaultPlan(latency=0.2))
+    set_env(
+        monkeypatch,
+        DART_BASE_URL=server.base_url,
+        CRAWL_YEARS="2022,2023,2024",
+        FS_DIV="CFS",
+        MAX_SYNC_SECONDS="2",
+        CONCURRENCY="2",
+    )
+    rows = [
+        {"corp_code": f"{10_000_000 + 7919 * i:08d}", "corp_name": f"아주긴회사이름{i}" * 3}
+        for i in range(3000)
+    ]
+    answer = handler({"companies": rows}, FakeContext())
+
+    size = len(json.dumps(answer).encode())
+    assert size < 256 * 1024
+    assert size <= MAX_ANSWER_BYTES
+    body = body_of(answer)
+    assert answer["statusCode"] == 206
+    result = body["crawl_result"]
+    assert result["planned"] == 36_000
+    assert result["remaining_count"] > 30_000
+    assert len(result["remaining"]) <= 100
+    assert result["lists_complete"] is False
+    assert invariant_holds(result)
+    assert result["summary_uri"].endswith(f"/_meta/runs/{body['run_id']}/summary.json")
+    full = s3_json(moto_s3, body["s3_upload"]["summary_key"])
+    assert len(full["remaining"]) == result["remaining_count"]
+    # The boto3-only caller reads the bounded form and merges it.
+    part = crawl_result(206, body)
+    merged = merge_summaries([part])
+    assert merged["remaining_count"] == result["remaining_count"]
+
+
+# --- one invocation per run at a time ------------------------------------------------------------
+
+
+def test_a_run_leased_by_another_invocation_answers_busy(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(plan=FaultPlan(latency=0.2))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="3", CONCURRENCY="1")
+    results: dict[str, dict[str, Any]] = {}
+
+    def first() -> None:
+        results["first"] = handler({"companies": companies(3), "run_id": "shared"}, FakeContext())
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    waited = 0
+    while not server.arrivals() and waited < 400:  # the first holds the lease once it crawls
+        time.sleep(0.025)
+        waited += 1
+    second = handler({"companies": companies(3), "run_id": "shared"}, FakeContext())
+    thread.join(timeout=60)
+
+    assert second["statusCode"] == 500
+    body = body_of(second)
+    assert body["status"] == "busy"
+    assert "run shared is busy" in body["message"]
+    assert results["first"]["statusCode"] in (200, 206)
+    # Every item was asked for once: the second invocation crawled nothing.
+    answered = [a.item for a in server.arrivals()]
+    assert len(answered) == len(set(answered))
+    # Released when done: the run can continue.
+    again = handler({"companies": companies(3), "run_id": "shared"}, FakeContext())
+    assert again["statusCode"] in (200, 206)
+
+
+def test_replaying_the_token_of_a_finished_run_says_nothing_new_was_done(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(plan=FaultPlan(latency=0.05))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
+    answers = follow(handler({"companies": companies(5)}, FakeContext()), FakeContext())
+    assert answers[-1][0] == 200
+    last_token = answers[-2][1]["continuation"]
+    fetched = len(server.arrivals())
+
+    replay = handler({"continuation": last_token}, FakeContext())
+
+    body = body_of(replay)
+    assert replay["statusCode"] == 200
+    result = body["crawl_result"]
+    assert result["ok"] == result["no_data"] == result["requests"] == 0
+    assert result["already_done"] == result["planned"] > 0
+    assert body["s3_upload"]["objects_written"] == 0
+    assert "nothing new" in body["message"]
+    assert len(server.arrivals()) == fetched
+
+
+# --- the unchanged caller's payload=None ---------------------------------------------------------
+
+
+def test_a_payload_less_run_too_big_for_one_invocation_fails_then_resumes_the_same_run(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    moto_s3.client().put_object(
+        Bucket=BUCKET,
+        Key="lists/companies.csv",
+        Body=(
+            "corp_code,corp_name\n"
+            + "".join(f"{c['corp_code']},{c['corp_name']}\n" for c in companies(6))
+        ).encode(),
+    )
+    server = standin(plan=FaultPlan(latency=0.05))
+    set_env(
+        monkeypatch,
+        DART_BASE_URL=server.base_url,
+        COMPANIES_URI=f"s3://{BUCKET}/lists/companies.csv",
+        MAX_SYNC_SECONDS="1.5",
+        CONCURRENCY="2",
+    )
+    expected_run = f"opendart-quarter-{kst_day(datetime.now(UTC))}"
+    answers = []
+    for _ in range(20):
+        answer = handler(None, FakeContext())
+        answers.append((answer["statusCode"], body_of(answer)))
+        if answer["statusCode"] == 200:
+            break
+    codes = [code for code, _ in answers]
+    assert codes[0] == 500
+    assert codes[-1] == 200
+    assert set(codes[:-1]) == {500}
+    for _, body in answers:
+        assert body["run_id"] == expected_run
+    for _, body in answers[:-1]:
+        assert body["status"] == "incomplete"
+        assert body["success"] is False
+        left = body["crawl_result"]["remaining_count"]
+        assert f"incomplete: {left} item(s) remain" in body["message"]
+        assert body["crawl_result"]["success"] is False
+    # Each retry resumed: what earlier invocations finished counts as already done.
+    assert answers[1][1]["crawl_result"]["already_done"] > 0
+    final = answers[-1][1]
+    assert final["success"] is True
+    assert final["crawl_result"]["planned"] == 6 * 4 * 2
+    answered = [a.item for a in server.arrivals() if a.fault is None]
+    assert len(set(answered)) == 48
+    assert len(answered) - len(set(answered)) <= 2 * len(answers)  # only abandoned attempts
+
+
+def test_the_body_keeps_the_old_answer_s_fields(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin()
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, CRAWLER_TYPE="annual")
+    answer = handler({"companies": companies(3)}, FakeContext())
+
+    body = body_of(answer)
+    assert answer["statusCode"] == 200
+    assert set(body) >= OLD_BODY_KEYS | {"elapsed_s", "run_id", "continuation", "job"}
+    assert body["success"] is True
+    assert body["crawler_type"] == "annual"
+    result = body["crawl_result"]
+    assert set(result) >= OLD_RESULT_KEYS
+    assert result["success"] is True
+    assert result["total_companies"] == 3
+    assert result["s3_bucket"] == BUCKET
+    assert "연간 재무제표 크롤링 완료: 3개 기업" in result["message"]
+    assert "annual statements crawl finished: 3 companies" in result["message"]
+    assert f"ok {result['ok']}" in result["message"]
+    assert body["s3_upload"]["success"] is True
+    assert str(result["ok"]) in body["s3_upload"]["message"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", body["crawl_time"])
+    assert isinstance(body["elapsed_s"], float)
+
+
+def test_500_messages_name_the_environment_variable_not_a_flag(
+    moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    set_env(monkeypatch, DART_BASE_URL="http://127.0.0.1:9/api/?debug=1")
+    answer = handler({"companies": companies(1)}, FakeContext())
+
+    assert answer["statusCode"] == 500
+    message = body_of(answer)["message"]
+    assert "DART_BASE_URL" in message
+    assert "--base-url" not in message
+    assert API_KEY not in answer["body"]
