@@ -363,9 +363,15 @@ def _amount_fields(
 
 
 def _statement_rows(
-    corp_code: str, year: int, reprt_code: str, fs_div: str, rcept_no: str
+    corp_code: str, year: int, reprt_code: str, fs_div: str, rcept_no: str = ""
 ) -> list[dict[str, str]]:
-    """The rows ``fnlttSinglAcntAll`` answers for one item: 20 to about 60, all strings."""
+    """The rows ``fnlttSinglAcntAll`` answers for one item: 20 to about 60, all strings.
+
+    ``rcept_no`` defaults to the original filing's (a December close, no correction).
+    """
+    if not rcept_no:
+        serial = 1 + int(9998 * _draw(corp_code, year, reprt_code, "rcept", 0))
+        rcept_no = f"{_filing_date(year, reprt_code, 12, 0)}{serial:06d}"
     rng = random.Random(f"{corp_code}/{year}/{reprt_code}/{fs_div}")
     optional = [n for n, account in enumerate(_ACCOUNTS) if not account[5]]
     required = [n for n, account in enumerate(_ACCOUNTS) if account[5]]
