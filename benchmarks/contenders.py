@@ -365,11 +365,8 @@ async def asyncrawl_library(spec: dict[str, Any]) -> dict[str, Any]:
         )
         for corp, year, reprt, fs_div in spec["items"]
     ]
-    window = spec.get("rate")
-    # A 020 means "the window is full": the library is told to wait one window, not the
-    # default minute meant for OpenDART's own per-minute limit (the CLI has no such flag).
-    slowdown = float(window[1]) if window else 60.0
-    source = OpenDartSource(api_key=KEY, base_url=spec["base_url"], slowdown_seconds=slowdown)
+    # 020 is OpenDART's daily quota (the run stops); past the stand-in's window it blocks.
+    source = OpenDartSource(api_key=KEY, base_url=spec["base_url"])
     config = asyncrawl_config(spec)
     started = time.perf_counter()
     async with open_store(spec["out"]) as store:

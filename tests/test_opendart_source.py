@@ -12,7 +12,16 @@ import pytest
 
 from asyncrawl.errors import ConfigError
 from asyncrawl.http import Response
-from asyncrawl.outcomes import Failed, Fatal, NoData, Ok, Outcome, SlowDown, Transient
+from asyncrawl.outcomes import (
+    Failed,
+    Fatal,
+    NoData,
+    Ok,
+    Outcome,
+    SlowDown,
+    Transient,
+    Unusable,
+)
 from asyncrawl.redact import redact_text
 from asyncrawl.source import Source
 from asyncrawl.sources import opendart
@@ -390,9 +399,10 @@ def test_http_errors_are_read_before_the_body(
         {"status": "000", "list": [dart_row(thstrm_amount={"nested": 1})]},  # type: ignore[arg-type]
     ],
 )
-def test_bad_bodies_are_transient_never_a_crash(body: object) -> None:
+def test_bad_bodies_are_unusable_never_a_crash(body: object) -> None:
+    # Unusable: retried like Transient, and a streak of them stops the run (engine's rule).
     outcome = classify(body)
-    assert isinstance(outcome, Transient)
+    assert isinstance(outcome, Unusable)
     assert outcome.status == "bad_body"
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from asyncrawl.errors import SinkError
 from asyncrawl.http import Response
-from asyncrawl.outcomes import Ok, Transient
+from asyncrawl.outcomes import Ok, Unusable
 from asyncrawl.results import ItemResult
 from asyncrawl.sinks import DirectoryStore, RecordSink, decode_jsonl_gz, encode_jsonl_gz
 from asyncrawl.sinks.records import GZIP_LEVEL, encode_off_loop
@@ -117,12 +117,12 @@ FIXED = datetime(2024, 5, 1, 9, 30, 0, 123000, tzinfo=UTC)
 SAMSUNG = Company(corp_code="00126380", stock_code="005930", corp_name="삼성전자")
 
 
-def _classify(rows: list[Any]) -> Ok | Transient:
+def _classify(rows: list[Any]) -> Ok | Unusable:
     source = OpenDartSource(api_key=KEY, clock=lambda: FIXED)
     item = StatementItem(company=SAMSUNG, bsns_year=2023, reprt_code="11011", fs_div="CFS")
     body = orjson.dumps({"status": "000", "message": "정상", "list": rows})
     outcome = source.classify(item, Response(status=200, headers={}, body=body))
-    assert isinstance(outcome, Ok | Transient)
+    assert isinstance(outcome, Ok | Unusable)
     return outcome
 
 
@@ -145,6 +145,6 @@ def test_nulls_and_numbers_become_text_and_other_values_are_a_bad_body() -> None
     assert {k: outcome.payload[0][k] for k in "abcd"} == {"a": "", "b": "12", "c": "1.5", "d": "x"}
     for bad in (True, [1], {"x": "1"}):
         refused = _classify([{"ok": "1"}, {"field": bad}])
-        assert isinstance(refused, Transient)
+        assert isinstance(refused, Unusable)
         assert refused.status == "bad_body"
         assert "'field'" in refused.reason

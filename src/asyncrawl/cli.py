@@ -108,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crawl.add_argument("--years", required=True, nargs="+", metavar="YEAR")
     crawl.add_argument(
+        "--plan",
+        choices=["blind", "filings"],
+        default="blind",
+        help="blind: every report (default); filings: only reports list.json says were filed",
+    )
+    crawl.add_argument(
+        "--basis",
+        choices=["both", "prefer-cfs"],
+        default="both",
+        help="both: CFS and OFS (default); prefer-cfs: OFS only where CFS has no data",
+    )
+    crawl.add_argument(
         "--fs-div",
         nargs="+",
         default=["CFS", "OFS"],
@@ -215,11 +227,12 @@ def exit_code(summary_failed: int, summary_remaining: int, fatal: bool) -> int:
 
 
 async def _crawl(args: argparse.Namespace) -> int:
-    from .jobs.opendart import run_statements_job
+    from .jobs.opendart import JobResult, run_statements_job
     from .progress import CrawlProgress
     from .sinks import new_run_id, open_store, validate_run_id
-    from .sources.opendart import OpenDartSource, load_companies, plan_items
+    from .sources.opendart import OpenDartSource, StatementItem, load_companies, plan_items
     from .sources.opendart.lookup import corp_code_lookup
+    from .sources.opendart.plans import run_planned
     from .sources.opendart.source import DEFAULT_BASE_URL
 
     key = _api_key()
@@ -241,17 +254,31 @@ async def _crawl(args: argparse.Namespace) -> int:
     )
     log.info("run %s: %d companies, %d items -> %s", run_id, len(companies), len(items), args.out)
     async with open_store(args.out) as store:
-        with CrawlProgress(total=len(items)) as progress:
-            result = await run_statements_job(
-                items,
-                source=source,
-                store=store,
-                run_id=run_id,
-                config=config,
-                total=len(items),
-                on_result=progress.update,
-                on_start=progress.attach,
-            )
+
+        async def job(planned: list[StatementItem]) -> JobResult:
+            with CrawlProgress(total=len(planned)) as progress:
+                return await run_statements_job(
+                    planned,
+                    source=source,
+                    store=store,
+                    run_id=run_id,
+                    config=config,
+                    total=len(planned),
+                    on_result=progress.update,
+                    on_start=progress.attach,
+                )
+
+        result = await run_planned(
+            items,
+            plan=args.plan,
+            basis=args.basis,
+            store=store,
+            run_id=run_id,
+            api_key=key,
+            base_url=source.base_url,
+            config=config,
+            run_job=job,
+        )
     summary = result.summary
     document = summary.to_dict()
     if result.resumed:

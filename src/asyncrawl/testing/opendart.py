@@ -225,8 +225,9 @@ _FILING_KINDS: Final[Mapping[str, tuple[str, str]]] = {
 }
 _CORRECTION: Final = "[기재정정]"
 _DATE_PATTERN: Final = re.compile(r"\d{8}")
-#: How long an IP stays blocked after going over the rate window (OpenDART: up to 24 hours).
-DEFAULT_BLOCK_SECONDS: Final = 3600.0
+#: How long an IP stays blocked after going over the rate window. OpenDART's blocks last up
+#: to 24 hours; a minute keeps benchmarks that breach the window measurable.
+DEFAULT_BLOCK_SECONDS: Final = 60.0
 
 
 def realistic_plan(seed: int = 0) -> FaultPlan:
@@ -363,9 +364,15 @@ def _amount_fields(
 
 
 def _statement_rows(
-    corp_code: str, year: int, reprt_code: str, fs_div: str, rcept_no: str
+    corp_code: str, year: int, reprt_code: str, fs_div: str, rcept_no: str = ""
 ) -> list[dict[str, str]]:
-    """The rows ``fnlttSinglAcntAll`` answers for one item: 20 to about 60, all strings."""
+    """The rows ``fnlttSinglAcntAll`` answers for one item: 20 to about 60, all strings.
+
+    ``rcept_no`` defaults to the original filing's (a December close, no correction).
+    """
+    if not rcept_no:
+        serial = 1 + int(9998 * _draw(corp_code, year, reprt_code, "rcept", 0))
+        rcept_no = f"{_filing_date(year, reprt_code, 12, 0)}{serial:06d}"
     rng = random.Random(f"{corp_code}/{year}/{reprt_code}/{fs_div}")
     optional = [n for n, account in enumerate(_ACCOUNTS) if not account[5]]
     required = [n for n, account in enumerate(_ACCOUNTS) if account[5]]
@@ -547,8 +554,9 @@ class OpenDartStandIn(FaultServer):
             return "blocked"
         if self._over_rate_limit(now):
             # OpenDART blocks the IP past ~1,000 requests a minute; it does not answer 020.
+            # The arrival that breached the window is logged as such, the block's as blocked.
             self._blocked_until = now + self.block_seconds
-            return "blocked"
+            return "rate_limit"
         if self.maintenance_after is not None and self._requests > self.maintenance_after:
             self.maintenance, self.maintenance_after = True, None
         if self.maintenance:
@@ -566,7 +574,7 @@ class OpenDartStandIn(FaultServer):
             return self._status(request, "020")
         if fault == "maintenance":
             return self._status(request, "800")
-        if fault == "blocked":
+        if fault in ("blocked", "rate_limit"):
             return await super().fault_response(request, context, "reset")
         return await super().fault_response(request, context, fault)
 

@@ -29,7 +29,7 @@ import orjson
 from ...engine import CrawlConfig, run
 from ...errors import ConfigError, InputError
 from ...http import Fetcher, Request, Response
-from ...outcomes import Fatal, Ok, Outcome, Transient, classify_http_status
+from ...outcomes import Fatal, Ok, Outcome, Unusable, classify_http_status
 from ...sinks.base import BlobStore
 from .companies import MAX_LIST_BYTES, decode_text
 from .items import Company
@@ -92,10 +92,10 @@ class CompanyProfileSource:
         try:
             body = orjson.loads(response.body)
         except orjson.JSONDecodeError:
-            return Transient(status="bad_body", reason="the answer is not JSON")
+            return Unusable(status="bad_body", reason="the answer is not JSON")
         status = body.get("status") if isinstance(body, dict) else None
         if not isinstance(status, str):
-            return Transient(status="bad_body", reason="the answer has no status")
+            return Unusable(status="bad_body", reason="the answer has no status")
         if status != "000":
             return status_outcome(status, body)
         return Ok(

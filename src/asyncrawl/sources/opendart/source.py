@@ -22,8 +22,8 @@ anything else           ``Failed`` with DART's status and message
 HTTP 404                ``Fatal(status="http_404")``: OpenDART answers every error as HTTP 200,
                         so a 404 means the base URL is wrong (say, without ``/api/``); every
                         other item would meet the same 404
-not JSON / not a dict   ``Transient(status="bad_body")`` (an HTML error page from a proxy, a
-                        truncated answer): never a crash
+not JSON / not a dict   ``Unusable(status="bad_body")`` (an HTML error page from a proxy, a
+                        truncated answer): retried; a streak of them stops the run (engine)
 ======================  =====================================================================
 
 Each stored row is DART's row plus ``corp_code`` (DART's own value, added from the item when
@@ -53,10 +53,11 @@ from ...outcomes import (
     Ok,
     Outcome,
     Transient,
+    Unusable,
     classify_http_status,
 )
 from ...redact import redact_text, register_secret
-from .items import StatementItem
+from .items import Company, StatementItem, item_from_key
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -147,11 +148,16 @@ class OpenDartSource:
     """A :class:`asyncrawl.source.Source` of :class:`StatementItem`: full financial statements.
 
     ``api_key`` is checked (40 characters) and registered with :mod:`asyncrawl.redact` so no
-    log shows it; it is never part of ``repr``. ``clock`` stamps ``crawled_at``.
+    log shows it; it is never part of ``repr``. ``clock`` stamps ``crawled_at``. With
+    ``ofs_fallback`` (the ``prefer-cfs`` basis) a CFS item without data discovers its OFS item
+    (``NoData.follow``): separate statements are asked for only where consolidated ones are
+    missing. It is an :class:`~asyncrawl.source.ItemCodec`, so discovered items survive a
+    continuation.
     """
 
     api_key: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
+    ofs_fallback: bool = False
     clock: Callable[[], datetime] = field(default=utc_now, repr=False)
 
     def __post_init__(self) -> None:
@@ -194,9 +200,43 @@ class OpenDartSource:
         status = body.get("status")
         if not isinstance(status, str):
             return _bad_body("the answer has no status")
-        if status == "000":
-            return self._rows(item, body)
-        return status_outcome(status, body)
+        outcome = self._rows(item, body) if status == "000" else status_outcome(status, body)
+        if isinstance(outcome, NoData) and self.ofs_fallback and item.fs_div == "CFS":
+            ofs = StatementItem(
+                company=item.company,
+                bsns_year=item.bsns_year,
+                reprt_code=item.reprt_code,
+                fs_div="OFS",
+            )
+            return NoData(status=outcome.status, reason=outcome.reason, follow=(ofs,))
+        return outcome
+
+    def dump_item(self, item: StatementItem) -> dict[str, Any]:
+        """``item`` as JSON-able data, its company's stock code and name included."""
+        company = item.company
+        return {
+            "corp_code": company.corp_code,
+            "stock_code": company.stock_code,
+            "corp_name": company.corp_name,
+            "bsns_year": item.bsns_year,
+            "reprt_code": item.reprt_code,
+            "fs_div": item.fs_div,
+        }
+
+    def load_item(self, data: Any) -> StatementItem:
+        """The item :meth:`dump_item` wrote; malformed data raises ConfigError."""
+        if not isinstance(data, dict):
+            raise ConfigError("item", f"{data!r} is not an item object")
+        try:
+            company = Company(
+                corp_code=data["corp_code"],
+                stock_code=data.get("stock_code"),
+                corp_name=data.get("corp_name"),
+            )
+            key = f"{company.corp_code}/{data['bsns_year']}/{data['reprt_code']}/{data['fs_div']}"
+        except KeyError as missing:
+            raise ConfigError("item", f"has no {missing}") from None
+        return item_from_key(key, {company.corp_code: company})
 
     def _rows(self, item: StatementItem, body: Mapping[str, Any]) -> Outcome:
         rows = body.get("list")
@@ -258,8 +298,10 @@ def wrong_base_url(base_url: str, http_status: int) -> str:
     )
 
 
-def _bad_body(reason: str) -> Transient:
-    return Transient(status="bad_body", reason=reason)
+def _bad_body(reason: str) -> Unusable:
+    # Retried like a transient fault, but a streak of them (HTML from a proxy, a wrong base
+    # URL) stops the run instead of costing every item its attempts.
+    return Unusable(status="bad_body", reason=reason)
 
 
 def _message(body: Mapping[str, Any]) -> str:

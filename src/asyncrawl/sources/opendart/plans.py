@@ -1,0 +1,367 @@
+"""Plan modes: spend the daily quota only on reports that were filed.
+
+``blind`` (the default) asks for every company x year x report x basis, filed or not. ``filings``
+first asks OpenDART's filing search (``list.json``: periodic reports ``A001`` annual, ``A002``
+half-year, ``A003`` quarterly, ``last_reprt_at=Y`` for the latest correction only; one request
+per company, paged by 100; 013 means nothing filed) and plans only the reports it lists. Each
+filing is mapped to its business year and report code from its name, ``사업보고서 (2024.03)``
+being the period's end: the company's fiscal year ends in the month of its annual reports (a
+December close unless an annual report says otherwise), the business year is named after the
+calendar year the fiscal year ends in, and a quarter is counted from the fiscal year's start.
+
+The ``rcept_no`` of every report an item was fetched from is recorded at
+``_meta/opendart/rcept_no.json`` (:func:`record_filings`), so a later run in the same output
+plans an item again only when a newer filing (a correction) exists.
+
+The ``prefer-cfs`` basis plans consolidated statements only and asks for the separate ones
+(OFS) only for items whose CFS request had no data (:func:`follow_up_items`, from the run's
+journal, so a resumed run finds them too).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import orjson
+
+from ...engine import CrawlConfig, run
+from ...errors import ConfigError
+from ...http import AiohttpFetcher, Fetcher, Request, Response
+from ...outcomes import Fatal, NoData, Ok, Outcome, Unusable, classify_http_status
+from ...sinks.base import BlobStore
+from ...sinks.journal import RunJournal
+from ...summary import RunSummary
+from .items import Company, StatementItem
+from .source import DEFAULT_BASE_URL, check_api_key, status_outcome, wrong_base_url
+
+__all__ = [
+    "BASES",
+    "PLANS",
+    "RCEPT_NO_KEY",
+    "FiledReports",
+    "FilingPage",
+    "FilingSearchSource",
+    "filed_reports",
+    "follow_up_items",
+    "plan_filed",
+    "record_filings",
+    "report_of",
+    "run_planned",
+]
+
+_log = logging.getLogger(__name__)
+
+#: Plan modes: every item, or only the filed reports.
+PLANS = ("blind", "filings")
+#: Statement bases: both divisions, or CFS with OFS only where CFS has no data.
+BASES = ("both", "prefer-cfs")
+#: Where the fetched reports' receipt numbers are recorded, relative to the output root.
+RCEPT_NO_KEY = "_meta/opendart/rcept_no.json"
+_PAGE_COUNT = 100
+_KINDS = {"사업보고서": "11011", "반기보고서": "11012", "분기보고서": "quarter"}
+_REPORT_NAME = re.compile(r"(사업보고서|반기보고서|분기보고서)\s*\((\d{4})\.(\d{1,2})\)")
+
+#: corp_code -> {(bsns_year, reprt_code): rcept_no of the latest filing}.
+FiledReports = dict[str, dict[tuple[int, str], str]]
+
+
+def report_of(report_nm: str, acc_mt: int = 12) -> tuple[int, str] | None:
+    """(bsns_year, reprt_code) of a periodic report's name, for a fiscal year ending ``acc_mt``.
+
+    ``"[기재정정]분기보고서 (2024.03)"`` with a December close is ``(2024, "11013")``; with a
+    March close a report ending June 2023 is business year 2024's first quarter. Names that
+    are not a periodic report give None.
+    """
+    match = _REPORT_NAME.search(report_nm)
+    if match is None:
+        return None
+    kind, year_text, month_text = match.groups()
+    year, month = int(year_text), int(month_text)
+    if not 1 <= month <= 12:
+        return None
+    bsns_year = year if month <= acc_mt else year + 1
+    code = _KINDS[kind]
+    if code != "quarter":
+        return bsns_year, code
+    # Quarters counted from the fiscal year's first month: 1 -> Q1, 3 -> Q3.
+    quarter = (month - acc_mt - 1) % 12 // 3 + 1
+    quarterly = {1: "11013", 3: "11014"}.get(quarter)
+    return None if quarterly is None else (bsns_year, quarterly)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilingPage:
+    """One page of one company's periodic filings between two dates (YYYYMMDD)."""
+
+    company: Company
+    bgn_de: str
+    end_de: str
+    page_no: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilingSearchSource:
+    """A :class:`~asyncrawl.source.Source` of :class:`FilingPage`: ``list.json``.
+
+    ``Ok.payload`` is ``(total_page, [(report_nm, rcept_no), ...])``; 013 (nothing filed) is
+    ``NoData``; other statuses mean what they mean for statements.
+    """
+
+    api_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+
+    def __post_init__(self) -> None:
+        check_api_key(self.api_key)
+        if not self.base_url.endswith("/"):
+            object.__setattr__(self, "base_url", self.base_url + "/")
+
+    def key(self, item: FilingPage) -> str:
+        """``list/{corp_code}/{bgn_de}-{end_de}/{page_no}``."""
+        return f"list/{item.company.corp_code}/{item.bgn_de}-{item.end_de}/{item.page_no}"
+
+    def request(self, item: FilingPage) -> Request:
+        """The ``list.json`` request for periodic reports, latest corrections only."""
+        return Request(
+            url=self.base_url + "list.json",
+            params={
+                "crtfc_key": self.api_key,
+                "corp_code": item.company.corp_code,
+                "bgn_de": item.bgn_de,
+                "end_de": item.end_de,
+                "pblntf_ty": "A",
+                "last_reprt_at": "Y",
+                "page_no": str(item.page_no),
+                "page_count": str(_PAGE_COUNT),
+            },
+            secret_params=frozenset({"crtfc_key"}),
+        )
+
+    def classify(self, item: FilingPage, response: Response) -> Outcome:
+        """The page's filings, or what the answer's status means."""
+        if response.status == 404:
+            return Fatal(status="http_404", reason=wrong_base_url(self.base_url, 404))
+        by_http = classify_http_status(response.status, response.headers)
+        if by_http is not None:
+            return by_http
+        try:
+            body = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            return Unusable(status="bad_body", reason="the answer is not JSON")
+        status = body.get("status") if isinstance(body, dict) else None
+        if not isinstance(status, str):
+            return Unusable(status="bad_body", reason="the answer has no status")
+        if status != "000":
+            return status_outcome(status, body)
+        filings = body.get("list")
+        total_page = body.get("total_page", 1)
+        if not isinstance(filings, list) or not isinstance(total_page, int):
+            return Unusable(status="bad_body", reason="list.json without list or total_page")
+        pairs = [
+            (str(f.get("report_nm", "")), str(f.get("rcept_no", "")))
+            for f in filings
+            if isinstance(f, dict)
+        ]
+        if not pairs:
+            return NoData(status="000", reason="no filings")
+        return Ok(status="000", payload=(total_page, pairs))
+
+
+async def filed_reports(
+    companies: Sequence[Company],
+    years: Iterable[int],
+    *,
+    fetcher: Fetcher,
+    api_key: str,
+    base_url: str = DEFAULT_BASE_URL,
+    config: CrawlConfig | None = None,
+) -> FiledReports:
+    """Every company's filed periodic reports of ``years``, from ``list.json``.
+
+    One request per company (more for a company with over 100 filings in the range), through
+    the engine: the same rate windows, retries and refusals as a crawl. The range runs from
+    the year before the first to the year after the last, which holds every report of those
+    business years whatever the fiscal year end.
+    """
+    wanted = sorted(set(years))
+    if not wanted:
+        raise ConfigError("--years", "no years given; give at least one, e.g. --years 2024")
+    bgn_de, end_de = f"{wanted[0] - 1}0101", f"{wanted[-1] + 1}1231"
+    source = FilingSearchSource(api_key=api_key, base_url=base_url)
+    names: dict[str, list[tuple[str, str]]] = {c.corp_code: [] for c in companies}
+    pages = [FilingPage(company=c, bgn_de=bgn_de, end_de=end_de) for c in companies]
+    while pages:
+        more: list[FilingPage] = []
+        async with run(source, pages, fetcher=fetcher, config=config) as crawl:
+            async for result in crawl:
+                if not isinstance(result.outcome, Ok):
+                    continue
+                page: FilingPage = result.item
+                total_page, pairs = result.outcome.payload
+                names[page.company.corp_code].extend(pairs)
+                if page.page_no == 1:
+                    more += [
+                        FilingPage(company=page.company, bgn_de=bgn_de, end_de=end_de, page_no=n)
+                        for n in range(2, total_page + 1)
+                    ]
+        pages = more
+    filed: FiledReports = {}
+    for corp_code, pairs in names.items():
+        acc_mt = _fiscal_year_end(report_nm for report_nm, _ in pairs)
+        reports: dict[tuple[int, str], str] = {}
+        for report_nm, rcept_no in pairs:
+            report = report_of(report_nm, acc_mt)
+            if report is not None and report[0] in wanted:
+                reports[report] = max(rcept_no, reports.get(report, ""))
+        filed[corp_code] = reports
+    _log.info(
+        "list.json: %d filed reports for %d companies",
+        sum(len(r) for r in filed.values()),
+        len(filed),
+    )
+    return filed
+
+
+def _fiscal_year_end(report_names: Iterable[str]) -> int:
+    """The month annual reports end in (the fiscal year end); December without one."""
+    months = [
+        int(match.group(3))
+        for name in report_names
+        if (match := _REPORT_NAME.search(name)) is not None and match.group(1) == "사업보고서"
+    ]
+    return max(set(months), key=months.count) if months else 12
+
+
+async def _load_ledger(store: BlobStore) -> dict[str, str]:
+    data = await store.get(RCEPT_NO_KEY)
+    if data is None:
+        return {}
+    try:
+        ledger = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in ledger.items()} if isinstance(ledger, dict) else {}
+
+
+async def plan_filed(
+    items: Iterable[StatementItem], filed: FiledReports, store: BlobStore
+) -> list[StatementItem]:
+    """The items of ``items`` whose report was filed and not already fetched at its filing.
+
+    An item is left out when its report is not in ``filed``, or when the output's ledger
+    records that it was fetched from the same ``rcept_no`` (a newer one, a correction, plans
+    it again).
+    """
+    ledger = await _load_ledger(store)
+    planned = []
+    for item in items:
+        rcept_no = filed.get(item.company.corp_code, {}).get((item.bsns_year, item.reprt_code))
+        if rcept_no is not None and ledger.get(item.key) != rcept_no:
+            planned.append(item)
+    return planned
+
+
+async def record_filings(store: BlobStore, run_id: str, filed: FiledReports) -> int:
+    """Record the ``rcept_no`` of every item the run finished; returns how many were recorded."""
+    done = await RunJournal(store, run_id).load()
+    ledger = await _load_ledger(store)
+    recorded = 0
+    for key in done:
+        corp_code, year, reprt_code, _ = key.split("/")
+        rcept_no = filed.get(corp_code, {}).get((int(year), reprt_code))
+        if rcept_no is not None:
+            ledger[key] = rcept_no
+            recorded += 1
+    await store.put(RCEPT_NO_KEY, orjson.dumps(ledger), content_type="application/json")
+    return recorded
+
+
+async def follow_up_items(
+    store: BlobStore, run_id: str, items: Sequence[StatementItem]
+) -> list[StatementItem]:
+    """OFS items for the CFS items of ``items`` the run finished with no data."""
+    done: Mapping[str, str] = await RunJournal(store, run_id).load()
+    return [
+        StatementItem(
+            company=item.company,
+            bsns_year=item.bsns_year,
+            reprt_code=item.reprt_code,
+            fs_div="OFS",
+        )
+        for item in items
+        if item.fs_div == "CFS" and done.get(item.key) == "no_data"
+    ]
+
+
+class _JobResult(Protocol):
+    """What a job run answers (``asyncrawl.jobs``' JobResult has these)."""
+
+    @property
+    def summary(self) -> RunSummary: ...
+
+    @property
+    def fatal(self) -> object: ...
+
+    @property
+    def sink_error(self) -> object: ...
+
+
+R = TypeVar("R", bound=_JobResult)
+
+
+async def run_planned(
+    items: Sequence[StatementItem],
+    *,
+    plan: str,
+    basis: str,
+    store: BlobStore,
+    run_id: str,
+    api_key: str,
+    base_url: str = DEFAULT_BASE_URL,
+    config: CrawlConfig | None = None,
+    run_job: Callable[[list[StatementItem]], Awaitable[R]],
+) -> R:
+    """Run ``items`` (a blind plan) through ``run_job`` in the ``plan`` and ``basis`` modes.
+
+    ``filings``: only the filed reports not fetched yet at their filing (:func:`plan_filed`),
+    their ``rcept_no`` recorded afterwards. ``prefer-cfs``: the CFS items, then (unless the run
+    stopped or has remaining work, which a resume finishes) the OFS items of those that had no
+    data, in a second call of ``run_job`` with the same run id (its journal skips the first's).
+    """
+    if plan not in PLANS:
+        raise ConfigError("plan", f"{plan!r} is not a plan mode; use {' or '.join(PLANS)}")
+    if basis not in BASES:
+        raise ConfigError("basis", f"{basis!r} is not a basis; use {' or '.join(BASES)}")
+    planned = list(items)
+    if basis == "prefer-cfs":
+        if not any(item.fs_div == "CFS" for item in planned):
+            raise ConfigError("basis", "prefer-cfs needs CFS among the statement divisions")
+        planned = [item for item in planned if item.fs_div == "CFS"]
+    filed: FiledReports | None = None
+    if plan == "filings":
+        companies = list({item.company.corp_code: item.company for item in planned}.values())
+        async with AiohttpFetcher() as fetcher:
+            filed = await filed_reports(
+                companies,
+                {item.bsns_year for item in planned},
+                fetcher=fetcher,
+                api_key=api_key,
+                base_url=base_url,
+                config=config,
+            )
+        before = len(planned)
+        planned = await plan_filed(planned, filed, store)
+        _log.info("filing plan: %d of %d items are filed and new", len(planned), before)
+    result = await run_job(planned)
+    finished = result.fatal is None and result.sink_error is None and not result.summary.remaining
+    if basis == "prefer-cfs" and finished:
+        follow = await follow_up_items(store, run_id, planned)
+        if follow:
+            _log.info("prefer-cfs: %d items had no CFS data; asking for OFS", len(follow))
+            result = await run_job(planned + follow)
+    if filed is not None:
+        await record_filings(store, run_id, filed)
+    return result

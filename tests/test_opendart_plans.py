@@ -1,0 +1,229 @@
+"""Plan modes: the filing search plans only filed reports; prefer-cfs asks OFS only when needed.
+
+Against the stand-in, whose ``list.json`` lists exactly the reports it has statements for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asyncrawl.sources.opendart.plans import report_of
+from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
+
+KEY = "Plans0Test1Key2For3The4Stand5In6abcdefgh"
+assert len(KEY) == 40
+YEARS = ("2023", "2024")
+REPORTS = ("11013", "11012", "11014", "11011")
+# Mid-2024: 2023 is filed in full, 2024 only its first quarter.
+FILED_UNTIL = "20240601"
+
+
+@pytest.mark.parametrize(
+    ("name", "acc_mt", "expected"),
+    [
+        ("분기보고서 (2024.03)", 12, (2024, "11013")),
+        ("반기보고서 (2024.06)", 12, (2024, "11012")),
+        ("분기보고서 (2024.09)", 12, (2024, "11014")),
+        ("사업보고서 (2023.12)", 12, (2023, "11011")),
+        ("[기재정정]사업보고서 (2023.12)", 12, (2023, "11011")),
+        # A March close: business year 2024 runs from April 2023 to March 2024.
+        ("분기보고서 (2023.06)", 3, (2024, "11013")),
+        ("반기보고서 (2023.09)", 3, (2024, "11012")),
+        ("분기보고서 (2023.12)", 3, (2024, "11014")),
+        ("사업보고서 (2024.03)", 3, (2024, "11011")),
+        ("주요사항보고서(자기주식취득결정)", 12, None),
+        ("분기보고서 (2024.06)", 12, None),  # a "quarterly" report ending a half year
+    ],
+)
+def test_a_filing_maps_to_its_business_year_and_report(
+    name: str, acc_mt: int, expected: tuple[int, str] | None
+) -> None:
+    assert report_of(name, acc_mt) == expected
+
+
+async def asyncrawl(*args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "DART_API_KEY": KEY}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "asyncrawl",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=90)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def companies_file(tmp_path: Path, count: int = len(DEMO_COMPANIES)) -> Path:
+    path = tmp_path / "companies.csv"
+    rows = [f"{c['corp_code']},{c['stock_code']}" for c in DEMO_COMPANIES[:count]]
+    path.write_text("corp_code,stock_code\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def crawl(
+    server: OpenDartStandIn,
+    companies: Path,
+    out: Path,
+    run_id: str,
+    *extra: str,
+    years: tuple[str, ...] = YEARS,
+) -> list[str]:
+    return [
+        "crawl",
+        "--kind=quarter",
+        f"--companies={companies}",
+        "--years",
+        *years,
+        f"--base-url={server.url}/api/",
+        f"--out={out}",
+        f"--run-id={run_id}",
+        *extra,
+    ]
+
+
+def summary(out: Path, run_id: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(
+        (out / "_meta" / "runs" / run_id / "summary.json").read_text(encoding="utf-8")
+    )
+    return loaded
+
+
+def statement_items(server: OpenDartStandIn) -> list[str]:
+    return [a.item for a in server.arrivals if a.path.endswith("/fnlttSinglAcntAll.json")]
+
+
+def filed_reports(server: OpenDartStandIn, count: int = len(DEMO_COMPANIES)) -> set[str]:
+    return {
+        f"{c['corp_code']}/{year}/{reprt}"
+        for c in DEMO_COMPANIES[:count]
+        for year in YEARS
+        for reprt in REPORTS
+        if server.report_filed(c["corp_code"], int(year), reprt)
+    }
+
+
+async def test_the_filing_plan_asks_only_for_filed_reports_and_refetches_corrections(
+    tmp_path: Path,
+) -> None:
+    companies = companies_file(tmp_path)
+    out = tmp_path / "out"
+    server = OpenDartStandIn(no_data_ratio=0.2, filed_until=FILED_UNTIL)
+    async with server:
+        code, _, stderr = await asyncrawl(*crawl(server, companies, out, "f1", "--plan=filings"))
+        asked = statement_items(server)
+        filed = filed_reports(server)
+        list_requests = sum(a.path.endswith("/list.json") for a in server.arrivals)
+        # A correction of one report, then a later run in the same output.
+        corrected = DEMO_COMPANIES[0]["corp_code"]
+        server.correct(corrected, 2023, "11011")
+        server.reset_log()
+        again, _, again_err = await asyncrawl(
+            *crawl(server, companies, out, "f2", "--plan=filings")
+        )
+        asked_again = statement_items(server)
+    assert code == 0, stderr
+    assert again == 0, again_err
+    # Never a report the stand-in has not filed; every filed one, both bases, once each.
+    assert {item.rsplit("/", 1)[0] for item in asked} == filed
+    assert len(asked) == len(set(asked)) == 2 * len(filed)
+    assert list_requests == len(DEMO_COMPANIES)
+    first = summary(out, "f1")
+    assert first["planned"] == first["ok"] + first["no_data"] == 2 * len(filed)
+    # The later run fetches only the corrected report.
+    assert sorted(asked_again) == [f"{corrected}/2023/11011/CFS", f"{corrected}/2023/11011/OFS"]
+    ledger = json.loads((out / "_meta" / "opendart" / "rcept_no.json").read_bytes())
+    assert ledger[f"{corrected}/2023/11011/CFS"] == server.rcept_no(corrected, 2023, "11011")
+
+
+async def test_prefer_cfs_asks_for_ofs_only_where_cfs_has_no_data(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    server = OpenDartStandIn(no_data_ratio=0.3)
+    async with server:
+        code, _, stderr = await asyncrawl(
+            *crawl(server, companies_file(tmp_path, 4), out, "p1", "--basis=prefer-cfs")
+        )
+        asked = statement_items(server)
+    assert code == 0, stderr
+    cfs = {item.rsplit("/", 1)[0] for item in asked if item.endswith("/CFS")}
+    ofs = {item.rsplit("/", 1)[0] for item in asked if item.endswith("/OFS")}
+    assert len(cfs) == 4 * len(YEARS) * len(REPORTS)
+    cfs_empty = {report for report in cfs if server._is_no_data(f"{report}/CFS")}
+    assert cfs_empty
+    assert ofs == cfs_empty
+    done = summary(out, "p1")
+    assert done["planned"] == len(cfs) + len(ofs)
+    assert done["remaining"] == []
+
+
+@pytest.mark.parametrize("years", [YEARS, ("2024",)])
+async def test_requests_per_company_year_blind_vs_planned(
+    tmp_path: Path, years: tuple[str, ...]
+) -> None:
+    """The README's figure: ``pytest tests/test_opendart_plans.py -k per_company_year -s``."""
+    companies = companies_file(tmp_path)
+    company_years = len(DEMO_COMPANIES) * len(years)
+    counts: dict[str, float] = {}
+    for mode, extra in (
+        ("blind", ()),
+        ("filings", ("--plan=filings",)),
+        ("filings + prefer-cfs", ("--plan=filings", "--basis=prefer-cfs")),
+    ):
+        server = OpenDartStandIn(filed_until=FILED_UNTIL)
+        async with server:
+            code, _, stderr = await asyncrawl(
+                *crawl(
+                    server, companies, tmp_path / mode.replace(" ", ""), "m", *extra, years=years
+                )
+            )
+            counts[mode] = len(server.arrivals) / company_years
+            data = sum(1 for a in server.arrivals if a.path.endswith("fnlttSinglAcntAll.json"))
+        assert code == 0, stderr
+        assert data > 0
+    print(
+        f"\nrequests per company-year ({len(DEMO_COMPANIES)} companies, quarter, "
+        f"years {' '.join(years)}, filed until {FILED_UNTIL}): "
+        + ", ".join(f"{mode} {value:.2f}" for mode, value in counts.items())
+    )
+    assert counts["blind"] == 8
+    assert counts["filings"] < 0.75 * counts["blind"]
+    assert counts["filings + prefer-cfs"] < counts["filings"]
+
+
+# --- prefer-cfs as discovery (the library path) ---------------------------------------------------
+
+
+async def test_with_discovery_the_ofs_request_is_follow_up_work_of_an_empty_cfs_item() -> None:
+    from asyncrawl.engine import CrawlConfig, run
+    from asyncrawl.http import AiohttpFetcher
+    from asyncrawl.source import ItemCodec
+    from asyncrawl.sources.opendart import Company, OpenDartSource, plan_items
+
+    companies = [Company(**c) for c in DEMO_COMPANIES[:4]]
+    items = list(plan_items(companies, [2023], "quarter", ["CFS"]))
+    server = OpenDartStandIn(no_data_ratio=0.3)
+    async with server, AiohttpFetcher() as fetcher:
+        source = OpenDartSource(api_key=KEY, base_url=f"{server.url}/api/", ofs_fallback=True)
+        async with run(source, items, fetcher=fetcher, config=CrawlConfig()) as crawl:
+            results = [result async for result in crawl]
+        asked = statement_items(server)
+    empty_cfs = {i.key.rsplit("/", 1)[0] for i in items if server._is_no_data(i.key)}
+    ofs_asked = {key.rsplit("/", 1)[0] for key in asked if key.endswith("/OFS")}
+    assert empty_cfs
+    assert ofs_asked == empty_cfs
+    assert crawl.summary.planned == len(items) + len(empty_cfs)
+    assert len(results) == crawl.summary.planned
+    assert isinstance(source, ItemCodec)
+    ofs = next(r.item for r in results if r.item.fs_div == "OFS")
+    assert source.load_item(json.loads(json.dumps(source.dump_item(ofs)))) == ofs
+    assert ofs.company.stock_code is not None  # the company survives, stock code and name
