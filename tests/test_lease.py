@@ -63,6 +63,13 @@ async def test_an_expired_lease_is_taken_over_and_its_holder_finds_out(store: Bl
     assert not await RunLease(store, "run-1", 60, clock=clock).acquire()
 
 
+async def test_a_holder_known_dead_is_taken_over_before_expiry(store: BlobStore) -> None:
+    assert await RunLease(store, "run-1", 600, holder="host/4242/a").acquire()
+    late = RunLease(store, "run-1", 600)
+    assert not await late.acquire(stale=lambda holder: holder.startswith("host/9999/"))
+    assert await late.acquire(stale=lambda holder: holder.startswith("host/4242/"))
+
+
 async def test_renewal_keeps_the_lease_past_its_first_expiry(store: BlobStore) -> None:
     clock = Clock()
     holder = RunLease(store, "run-1", 60, clock=clock)
