@@ -437,20 +437,29 @@ async def _run_job(
         with progress:
             outcome.result = await job(on_start)
     except SinkError as error:
-        # The journal could not be read, or the summary not written: the store failed.
+        # The journal could not be read, or the summary not written: the store failed (perhaps
+        # while finishing after a signal, which this error then replaced).
         outcome.storage_error = error
+        outcome.interrupted = _uncancel()
     except asyncio.CancelledError:
         # SIGINT / SIGTERM (see _guard): the job flushed the journal and wrote the summary.
-        task = asyncio.current_task()
-        if task is None or task.cancelling() == 0:
+        if not _uncancel():
             raise
-        task.uncancel()
         outcome.interrupted = True
     finally:
         renewing.cancel()
     if outcome.result is not None and outcome.result.sink_error is not None:
         outcome.storage_error = outcome.result.sink_error
     return outcome
+
+
+def _uncancel() -> bool:
+    """Take back a cancellation _guard made (a signal); ``True`` if there was one."""
+    task = asyncio.current_task()
+    if task is None or task.cancelling() == 0:
+        return False
+    task.uncancel()
+    return True
 
 
 async def _keep_lease(lease: Any, crawls: list[Any]) -> None:
