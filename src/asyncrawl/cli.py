@@ -306,11 +306,11 @@ def _config(args: argparse.Namespace) -> CrawlConfig:
     try:
         return CrawlConfig(**options)
     except (TypeError, ValueError) as error:
-        if isinstance(error, ConfigError):
+        if isinstance(error, ConfigError) or args.hedge_after != "auto":
             raise
         # An engine without adaptive hedging takes only seconds.
         raise ConfigError(
-            "hedge_after", f"{args.hedge_after!r} is not supported here; give SECONDS"
+            "hedge_after", "'auto' is not supported by this engine; give SECONDS"
         ) from None
 
 
