@@ -50,6 +50,14 @@ async def s3_proxy(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         yield proxy
 
 
+def _stored_after_a_crash(out: Path) -> set[str]:
+    """Item keys with a data file; a write cut by kill -9 may leave a hidden temporary file
+    (``.NAME.RANDOM.asyncrawl-tmp``, which Hive-style readers skip as hidden): set aside."""
+    for leftover in (out / "data").rglob(".*.asyncrawl-tmp"):
+        leftover.rename(out / leftover.name)
+    return set(data_files(out))
+
+
 def _to_s3(args: list[str], moto_s3: MotoS3) -> list[str]:
     """``args`` with ``--out`` pointing at the test bucket's prefix."""
     return [
@@ -248,7 +256,7 @@ async def test_a_resume_after_kill_9_refetches_only_what_was_in_flight(tmp_path:
         )
         killed = await _signal(server, args, signal.SIGKILL)
         assert killed.code == -signal.SIGKILL
-        stored = set(data_files(out))
+        stored = _stored_after_a_crash(out)
         assert len(stored) > 30
 
         server.reset_log()
@@ -260,7 +268,7 @@ async def test_a_resume_after_kill_9_refetches_only_what_was_in_flight(tmp_path:
     # (at most concurrency / latency = ~13 items) and what was in flight is all that is fetched
     # again (it was flushed every 200 entries before: all of it).
     assert len(refetched) <= concurrency + concurrency / 0.3 + 2, sorted(refetched)
-    assert set(data_files(out)) >= stored
+    assert _stored_after_a_crash(out) >= stored
 
 
 # --- one run at a time ------------------------------------------------------------------------
