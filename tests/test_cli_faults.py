@@ -303,3 +303,33 @@ async def test_a_second_crawl_of_a_running_run_id_is_refused_as_busy(tmp_path: P
     assert process.returncode == 1, first_stderr.decode()
     summary = read_summary(out / "_meta" / "runs" / "busy" / "summary.json")
     assert summary["remaining"]  # the first run was still at work when the second was refused
+
+
+async def test_sigterm_while_s3_hangs_still_ends_with_the_summary_kept_locally(
+    tmp_path: Path, s3_proxy: FaultProxy, moto_s3: MotoS3
+) -> None:
+    # The old command line said the stored summary listed what remained, and none was stored.
+    s3_proxy.stall_after_requests = 5
+    summary_file = tmp_path / "summary.json"
+    async with SignallingStandIn(arrivals=12, plan=FaultPlan(latency=0.1)) as server:
+        args = _to_s3(
+            crawl_args(
+                server,
+                companies_file(tmp_path, 2),
+                Path("unused"),
+                "--run-id=term-hang",
+                f"--summary={summary_file}",
+                "--storage-timeout=1",
+                "--concurrency=2",
+            ),
+            moto_s3,
+        )
+        ran = await _signal(server, args, signal.SIGTERM)
+    assert ran.code == 1, ran.stderr
+    assert "summary not stored" in ran.stderr
+    assert "the summary above lists what remains" in ran.stderr
+    assert f"S3 store s3://{moto_s3.bucket}/{PREFIX}" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    summary = read_summary(summary_file)
+    assert summary["remaining"]
+    assert KEY not in ran.stdout + ran.stderr + summary_file.read_text()
