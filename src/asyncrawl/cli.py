@@ -706,7 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(run_demo(out=Path(args.out), quick=args.quick))
         return asyncio.run(_companies(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # CancelledError: a signal that came as the crawl was returning its exit code.
         run_id = getattr(args, "run_id", None)
         if args.command == "crawl" and run_id:
             print(
