@@ -85,8 +85,13 @@ class RunLease:
         """Whether this holder took the lease (and has not released it or lost it on renewal)."""
         return self._generation is not None
 
-    async def acquire(self) -> bool:
-        """Take the lease unless another holder's is valid; ``True`` when taken."""
+    async def acquire(self, *, stale: Callable[[str], bool] | None = None) -> bool:
+        """Take the lease unless another holder's is valid; ``True`` when taken.
+
+        ``stale(holder)`` may declare another holder's unexpired lease dead (say, a process
+        on this machine that no longer exists after a ``kill -9``), so a resume need not wait
+        for the expiry.
+        """
         for _ in range(_RACES):
             generation, record = await self._newest()
             now = self._clock()
@@ -95,6 +100,7 @@ class RunLease:
                 and record.get("state") == "held"
                 and record.get("holder") != self.holder
                 and _expiry(record) > now
+                and not (stale is not None and stale(str(record.get("holder"))))
             ):
                 self.busy_holder = str(record.get("holder"))
                 self.busy_until = _expiry(record)
