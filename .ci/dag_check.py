@@ -30,7 +30,12 @@ def _dagbag(folder: str):  # type: ignore[no-untyped-def]
         from airflow.models.dagbag import DagBag
     except ImportError:  # moved in later 3.x releases
         from airflow.dag_processing.dagbag import DagBag  # type: ignore[no-redef]
-    return DagBag(dag_folder=folder, include_examples=False)
+    import inspect
+
+    # Airflow 3.3's DagBag no longer takes include_examples (examples come from the config).
+    if "include_examples" in inspect.signature(DagBag).parameters:
+        return DagBag(dag_folder=folder, include_examples=False)
+    return DagBag(dag_folder=folder)
 
 
 def main() -> int:
@@ -67,12 +72,16 @@ def main() -> int:
     module = sys.modules.get("unusual_prefix_crawl_opendart") or next(
         (m for n, m in sys.modules.items() if n.endswith("crawl_opendart")), None
     )
-    if module is not None:
+    if module is None:
+        problems.append("the DAG module was not found in sys.modules: run ids not checked")
+    else:
         a = module._run_id("crawl_opendart", "manual__2026-12-01T04:00:00.1+00:00", {})
         b = module._run_id("crawl_opendart", "manual__2026-12-01T04:00:00.2+00:00", {})
         resumed = module._run_id("crawl_opendart", "x", {"resume_run_id": "earlier-run"})
         if a == b or resumed != "earlier-run":
             problems.append(f"run ids: {a!r} {b!r} {resumed!r}")
+        else:
+            print(f"airflow {airflow.__version__}: run ids {a} / {b}; resume: {resumed}")
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)
     return 1 if problems else 0

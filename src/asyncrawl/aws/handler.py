@@ -44,9 +44,10 @@ from ..runs.signing import RunKeys, SecretKeys, StoredRunKeys
 from ..sinks import BlobStore, new_run_id, open_store
 from .answer import bad_request, crawl_answer, fatal, kst_day
 from .event import CrawlEvent, EventError, HandlerSettings, parse_event, settings_from_env
+from .ledger import quota_admission
 from .logs import configure_json_logging, log_context, reset_json_logging
 from .metrics import emf_record, emit_emf
-from .secrets import clear_cache
+from .secrets import clear_cache, load_api_key
 
 __all__ = [
     "SAFETY_MARGIN_S",
@@ -368,19 +369,22 @@ async def _invoke(
         if state is not None and state.totals:
             earlier = {"run_id": run_id, **state.totals}
         seed_keys = {source.key(item) for item in plan.items}
-        result: RunResult[Any] = await run_resumable(
-            source,
-            [*plan.items, *carried],
-            store=store,
-            run_id=run_id,
-            # The budget runs from the invocation's start: planning (a long company list, a
-            # spilled continuation) has already used some of it.
-            config=_engine_config(settings, budget - (time.monotonic() - started)),
-            data_key=job.data_key,
-            limiter=limiter,
-            earlier=earlier,
-            lease_ttl_s=lease_ttl,
-        )
+        # With QUOTA_LEDGER_TABLE set, every request first draws from the shared daily quota.
+        async with quota_admission(os.environ, api_key=lambda: load_api_key(os.environ)) as http:
+            result: RunResult[Any] = await run_resumable(
+                source,
+                [*plan.items, *carried],
+                store=store,
+                run_id=run_id,
+                # The budget runs from the invocation's start: planning (a long company list, a
+                # spilled continuation) has already used some of it.
+                config=_engine_config(settings, budget - (time.monotonic() - started)),
+                data_key=job.data_key,
+                limiter=limiter,
+                fetcher=http,
+                earlier=earlier,
+                lease_ttl_s=lease_ttl,
+            )
         continuation = None
         if result.remaining_items and not result.stopped:
             continuation = await _continuation(
