@@ -3,7 +3,9 @@
 Two shards run through the real handler at once (two threads, as two concurrent invocations),
 against the OpenDART stand-in, drawing from one ledger in moto's DynamoDB with a daily limit
 far below what they plan. Together they never send more than the limit, the ledger grants no
-more, and both stop with items remaining instead of answering 200.
+more, and both stop with items remaining instead of answering 200. DynamoDB is served by the
+single-threaded moto server of test_quota_ledger.py (moto's threaded server does not apply one
+item's conditional writes one at a time, as DynamoDB does).
 """
 
 from __future__ import annotations
@@ -26,19 +28,23 @@ from test_lambda_handler import (  # the same fixtures and helpers
     set_env,
     standin,
 )
+from test_quota_ledger import serialized_endpoint
 
 if TYPE_CHECKING:
     from support.moto_s3 import MotoS3
 
 pytest_plugins = ["support.moto_s3"]
-__all__ = ["cold_start", "standin"]  # fixtures used by name
+__all__ = ["cold_start", "serialized_endpoint", "standin"]  # fixtures used by name
 
 TABLE = "asyncrawl-quota"
 LIMIT = 13
 
 
 def test_shards_together_never_send_more_than_the_ledgers_daily_limit(
-    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    serialized_endpoint: str,
 ) -> None:
     moto_s3.create_bucket(BUCKET)
     dynamodb = boto3.client("dynamodb")
@@ -57,6 +63,7 @@ def test_shards_together_never_send_more_than_the_ledgers_daily_limit(
         QUOTA_DAILY_LIMIT=str(LIMIT),
         QUOTA_BLOCK="4",
         MAX_SYNC_SECONDS="8",
+        AWS_ENDPOINT_URL_DYNAMODB=serialized_endpoint,
     )
     shards = [
         {"companies": [dict(c) for c in DEMO_COMPANIES[:3]], "run_id": "shard-a"},
