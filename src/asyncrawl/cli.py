@@ -233,7 +233,7 @@ async def _crawl(args: argparse.Namespace) -> int:
                 on_start=progress.attach,
             )
     summary = result.summary
-    document = summary.to_dict()
+    document = result.document or summary.to_dict()
     if result.resumed:
         print(f"resumed run {run_id}: {result.resumed} items were finished earlier, not fetched")
     _print_summary(document, where=f"{args.out.rstrip('/')}/{result.summary_key}")

@@ -41,7 +41,7 @@ from ..runs.lease import RunBusyError
 from ..runs.merge import COUNTERS, failed_count, remaining_count
 from ..runs.run import RunResult, run_resumable
 from ..runs.signing import RunKeys, SecretKeys, StoredRunKeys
-from ..sinks import BlobStore, new_run_id, open_store
+from ..sinks import BlobStore, new_run_id, open_store, read_summary
 from .answer import bad_request, crawl_answer, fatal, kst_day
 from .event import CrawlEvent, EventError, HandlerSettings, parse_event, settings_from_env
 from .logs import configure_json_logging, log_context, reset_json_logging
@@ -317,6 +317,31 @@ async def _resume(
     return plan, state
 
 
+async def _earlier(
+    store: BlobStore, run_id: str, state: ContinuationState
+) -> tuple[Mapping[str, Any] | None, bool]:
+    """The run's document before this part, and whether items found finished still count.
+
+    The stored summary.json when it is the token's own (it has the whole ``failed`` list) or
+    newer (a replayed old token: it already counts what later parts finished, so those items
+    must not count twice); else the token's own counts.
+    """
+    totals = {"run_id": run_id, **state.totals} if state.totals else None
+    try:
+        stored = await read_summary(store, run_id)
+    except (AsyncrawlError, ValueError):
+        return totals, True
+    if stored is None or totals is None:
+        return totals, True
+    made, now = totals.get("invocations", 0), stored.get("invocations", 0)
+    if not isinstance(made, int) or not isinstance(now, int) or now < made:
+        return totals, True
+    if now == made:
+        same = all(stored.get(name) == totals.get(name) for name in ("planned", "ok"))
+        return (stored, True) if same else (totals, True)
+    return stored, False
+
+
 def _load_carried(source: Any, state: ContinuationState) -> list[Any]:
     """The discovered items the token carries whole, read back by the Source's ItemCodec."""
     if not state.items:
@@ -364,9 +389,7 @@ async def _invoke(
         carried = _load_carried(source, state) if state is not None else []
         if state is not None and state.limiter:
             limiter.import_state(state.limiter)
-        earlier = None
-        if state is not None and state.totals:
-            earlier = {"run_id": run_id, **state.totals}
+        earlier, fold = await _earlier(store, run_id, state) if state else (None, True)
         seed_keys = {source.key(item) for item in plan.items}
         result: RunResult[Any] = await run_resumable(
             source,
@@ -379,6 +402,7 @@ async def _invoke(
             data_key=job.data_key,
             limiter=limiter,
             earlier=earlier,
+            fold=fold,
             lease_ttl_s=lease_ttl,
         )
         continuation = None
@@ -416,7 +440,8 @@ async def _continuation(
     totals = {
         name: value
         for name, value in result.document.items()
-        if name in ("planned", *COUNTERS, "elapsed_s", "invocations") and value is not None
+        if name in ("planned", *COUNTERS, "elapsed_s", "invocations", "status_counts")
+        and value is not None
     }
     totals["failed_count"] = failed_count(result.document)
     state = ContinuationState(

@@ -10,10 +10,20 @@ job) and the Lambda handler (for whichever job ``CRAWL_JOB`` names). In order:
    twice, and says so);
 3. crawl the rest, storing each result through a :class:`~asyncrawl.sinks.RecordSink`;
 4. whatever ended the crawl (the plan's end, the deadline, a fatal answer, a failing store,
-   cancellation), flush the journal and write ``_meta/runs/{run_id}/summary.json``: this
-   part's summary merged (:func:`asyncrawl.runs.merge.merge_summaries`) onto the run's
-   earlier parts when there were some;
+   cancellation), flush the journal and write ``_meta/runs/{run_id}/summary.json``: the
+   run's document (see below);
 5. hand back the remaining items by key (for a continuation), and release the lease.
+
+Two summaries come out. The **part** (a Lambda answer's ``crawl_result``) says what this part
+did: ``planned`` is what it was given, ``ok`` / ``no_data`` what it finished now, and
+``already_done`` what it found finished (a bucket of its own: ``planned == ok + no_data +
+already_done + failed + remaining``). The **document** (``summary.json``) is the run's: the
+part merged (:func:`asyncrawl.runs.merge.merge_summaries`) onto the run's earlier document
+when there is one, with items found finished counted as ``ok`` / ``no_data`` (they were
+finished in this run, by a part whose answer was lost or by an earlier re-run), so the
+contract's ``planned == ok + no_data + failed + remaining`` holds; ``resumed`` says how many
+of them this part did not fetch. ``fold=False`` leaves them out instead, for an ``earlier``
+document that already counts them (a replayed old token).
 """
 
 from __future__ import annotations
@@ -83,6 +93,7 @@ async def run_resumable(
     limiter: RateLimiter | None = None,
     fetcher: Fetcher | None = None,
     earlier: Mapping[str, Any] | None = None,
+    fold: bool = True,
     lease_ttl_s: float | None = None,
     on_result: Callable[[ItemResult[Any]], None] | None = None,
     on_start: Callable[[Any], None] | None = None,
@@ -109,6 +120,7 @@ async def run_resumable(
             limiter=limiter,
             fetcher=fetcher,
             earlier=earlier,
+            fold=fold,
             on_result=on_result,
             on_start=on_start,
         )
@@ -131,6 +143,7 @@ async def _run(
     limiter: RateLimiter | None,
     fetcher: Fetcher | None,
     earlier: Mapping[str, Any] | None,
+    fold: bool,
     on_result: Callable[[ItemResult[Any]], None] | None,
     on_start: Callable[[Any], None] | None,
 ) -> RunResult[T]:
@@ -182,7 +195,14 @@ async def _run(
             part = summary.to_dict()
             part["planned"] = summary.planned + already
             part["already_done"] = already
-            document = merge_summaries([earlier, part], sample=_UNBOUNDED) if earlier else part
+            counted = dict(part, already_done=0)
+            if fold:
+                counted["ok"] += already_ok
+                counted["no_data"] += already_no_data
+            document = (
+                merge_summaries([earlier, counted], sample=_UNBOUNDED) if earlier else counted
+            )
+            document["resumed"] = already
             await asyncio.shield(_finish(sink, store, run_id, document))
     remaining = {key: by_key[key] for key in summary.remaining if key in by_key}
     unfinished = getattr(crawl, "unfinished_items", None)
