@@ -378,7 +378,9 @@ def test_rate_window_holds_across_the_invocation_boundary(
     assert codes[-1] == 200
     assert sum(b["crawl_result"]["ok"] + b["crawl_result"]["no_data"] for _, b in answers) == 32
     arrivals = server.arrivals()
-    assert len(arrivals) == 32
+    # An attempt abandoned in flight at a hand-over (at most CONCURRENCY each) is sent again.
+    assert len({a.item for a in arrivals}) == 32
+    assert len(arrivals) - 32 <= 8 * (len(answers) - 1)
     assert server.server.max_in_window(2.0) <= 20
 
 

@@ -40,7 +40,16 @@ __all__ = [
 ]
 
 #: Counters that add up across parts (absent means 0).
-COUNTERS = ("ok", "no_data", "already_done", "skipped", "duplicates", "requests", "retries")
+COUNTERS = (
+    "ok",
+    "no_data",
+    "already_done",
+    "skipped",
+    "duplicates",
+    "requests",
+    "retries",
+    "hedges",
+)
 #: Entries kept in a bounded ``failed`` or ``remaining`` list.
 DEFAULT_SAMPLE = 100
 

@@ -39,6 +39,7 @@ from ..engine import CrawlConfig, run
 from ..errors import SinkError, UpstreamFatalError
 from ..http import AiohttpFetcher, Fetcher
 from ..limiter import RateLimiter
+from ..outcomes import NoData, Ok
 from ..pipeline import deliver
 from ..results import ItemResult
 from ..sinks import BlobStore, RecordSink, RunJournal, summary_key, write_summary
@@ -108,7 +109,7 @@ async def run_resumable(
     """
     lease = open_lease(store, run_id, lease_ttl_s) if lease_ttl_s is not None else None
     if lease is not None and not await lease.acquire():
-        raise RunBusyError(run_id, lease_ttl_s or 0.0)
+        raise RunBusyError(run_id, lease.busy_until)
     try:
         return await _run(
             source,
@@ -169,6 +170,8 @@ async def _run(
     sink_error: SinkError | None = None
     already = already_ok + already_no_data
     async with _open_fetcher(fetcher) as http:
+        # ``done`` also reaches the engine: a child discovered now whose key an earlier part
+        # finished is counted, not fetched again (seeds were taken out above).
         crawl = run(
             source,
             todo,
@@ -177,12 +180,23 @@ async def _run(
             limiter=limiter,
             run_id=run_id,
             total=len(todo),
+            done=done,
             confirm=True,
         )
+        stored = {"ok": 0, "no_data": 0}
+
+        def count(result: ItemResult[Any]) -> None:
+            if isinstance(result.outcome, Ok):
+                stored["ok"] += 1
+            elif isinstance(result.outcome, NoData):
+                stored["no_data"] += 1
+            if on_result is not None:
+                on_result(result)
+
         if on_start is not None:
             on_start(crawl)
         try:
-            await deliver(crawl, sink, on_result=on_result)
+            await deliver(crawl, sink, on_result=count)
         except UpstreamFatalError as error:
             fatal = error
             log.error("run %s stopped: %s", run_id, error.reason)
@@ -193,7 +207,14 @@ async def _run(
             # Shielded: on cancellation (Ctrl-C) the journal and summary must still be written.
             summary = crawl.summary
             part = summary.to_dict()
-            part["planned"] = summary.planned + already
+            # Discovered children the journal already had: the engine counted them finished.
+            child_ok = max(summary.ok - stored["ok"], 0)
+            child_no_data = max(summary.no_data - stored["no_data"], 0)
+            part["ok"], part["no_data"] = summary.ok - child_ok, summary.no_data - child_no_data
+            already_ok += child_ok
+            already_no_data += child_no_data
+            already = already_ok + already_no_data
+            part["planned"] = summary.planned + already - child_ok - child_no_data
             part["already_done"] = already
             counted = dict(part, already_done=0)
             if fold:
