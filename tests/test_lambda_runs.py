@@ -29,6 +29,7 @@ from asyncrawl.runs.job import Plan, register_job, unregister_job
 from asyncrawl.runs.merge import invariant_holds, merge_summaries
 from asyncrawl.sinks.base import BlobStore
 from asyncrawl.testing.faults import FaultPlan, FaultServer
+from asyncrawl.testing.proxy import FaultProxy
 from asyncrawl.testing.opendart import DEMO_COMPANIES
 from test_lambda_handler import (  # the same fixtures and helpers
     API_KEY,
@@ -515,3 +516,63 @@ def test_500_messages_name_the_environment_variable_not_a_flag(
     assert "DART_BASE_URL" in message
     assert "--base-url" not in message
     assert API_KEY not in answer["body"]
+
+
+# --- storage that stops answering ---------------------------------------------------------------
+
+
+class ProxyThread(StandInThread):
+    """A FaultProxy on its own loop (the start/close calls fit it as well)."""
+
+
+@pytest.fixture
+def stalling_s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """moto behind a FaultProxy on its own loop; the function's S3 endpoint is the proxy."""
+    host, _, port = moto_s3.endpoint.removeprefix("http://").partition(":")
+    proxy = FaultProxy(host, int(port))
+    thread = ProxyThread(proxy)  # type: ignore[arg-type]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    yield proxy
+    proxy.mode = "pass"
+    thread.close()
+
+
+def answer_within(event: object, limit_s: float) -> dict[str, Any]:
+    """The handler's answer, run in a thread; fails (instead of hanging) past ``limit_s``."""
+    answers: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: answers.append(handler(event, FakeContext())))
+    thread.start()
+    thread.join(timeout=limit_s)
+    assert answers, f"no answer within {limit_s} s: the budget did not hold"
+    return answers[0]
+
+
+@pytest.mark.parametrize("stall_after", [0, 6], ids=["hung-from-the-start", "stalls-mid-run"])
+def test_a_hung_s3_still_gets_an_answer_naming_s3(
+    stall_after: int,
+    moto_s3: MotoS3,
+    stalling_s3: FaultProxy,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    if stall_after:
+        stalling_s3.stall_after_requests = stall_after
+    else:
+        stalling_s3.mode = "stall"
+    server = standin(plan=FaultPlan(latency=0.05))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="4", CONCURRENCY="2")
+
+    # Round 1 waited out botocore's 60 s x 5 attempts per call; the budget is 4 s.
+    answer = answer_within({"companies": companies(4)}, limit_s=60)
+
+    body = body_of(answer)
+    assert answer["statusCode"] in (206, 500), body
+    if answer["statusCode"] == 500:
+        assert "S3" in body["message"]
+        assert f"s3://{BUCKET}/{PREFIX}" in body["message"]
+    out = capsys.readouterr().out
+    assert API_KEY not in answer["body"] + out
+    assert "Traceback" not in answer["body"]
+    assert emf_lines(out)

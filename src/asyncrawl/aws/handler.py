@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..engine import CrawlConfig
-from ..errors import AsyncrawlError, ConfigError, ContinuationError
+from ..errors import AsyncrawlError, ConfigError, ContinuationError, SinkError
 from ..limiter import RateLimiter
 from ..runs.continuation import ContinuationState, decode, encode_or_spill, peek_run_id, resolve
 from ..runs.job import Job, Plan, get_job
@@ -42,6 +42,7 @@ from ..runs.merge import COUNTERS, failed_count, remaining_count
 from ..runs.run import RunResult, run_resumable
 from ..runs.signing import RunKeys, SecretKeys, StoredRunKeys
 from ..sinks import BlobStore, new_run_id, open_store, read_summary
+from ..sinks.bounded import bounded
 from .answer import bad_request, crawl_answer, fatal, kst_day
 from .event import CrawlEvent, EventError, HandlerSettings, parse_event, settings_from_env
 from .logs import configure_json_logging, log_context, reset_json_logging
@@ -63,6 +64,8 @@ log = logging.getLogger(__name__)
 SAFETY_MARGIN_S = 10.0
 #: How long past the invocation's own end a lease lasts, so a crashed holder frees it soon.
 LEASE_MARGIN_S = 30.0
+#: The longest one storage call may take (and never past the budget).
+STORAGE_CALL_TIMEOUT_S = 10.0
 _settings: HandlerSettings | None = None
 
 # Library errors name the parameter or the command-line flag; the function's user set an
@@ -377,7 +380,18 @@ async def _invoke(
 ) -> dict[str, Any]:
     config = settings.job_config
     limiter = RateLimiter(settings.rates)
-    async with open_store(settings.out_uri) as store:
+    loop = asyncio.get_running_loop()
+    # Every storage call (company list, token key, journal, data, summary, continuation)
+    # ends by the invocation's budget: a hung S3 becomes a SinkError naming it, never a
+    # function timeout (the answer still has SAFETY_MARGIN_S to leave).
+    ends_at = loop.time() + budget - (time.monotonic() - started)
+    async with open_store(settings.out_uri) as raw_store:
+        store = bounded(
+            raw_store,
+            deadline_at=ends_at,
+            call_timeout=STORAGE_CALL_TIMEOUT_S,
+            name=f"S3 store {settings.out_uri} (S3_BUCKET/S3_PREFIX)",
+        )
         keys = _keys(settings, store)
         state: ContinuationState | None = None
         if work.continuation is not None:
@@ -406,10 +420,15 @@ async def _invoke(
             lease_ttl_s=lease_ttl,
         )
         continuation = None
-        if result.remaining_items and not result.stopped:
-            continuation = await _continuation(
-                job, plan, source, result, seed_keys, limiter, keys, store, run_id, state
-            )
+        if result.remaining_items and result.fatal is None:
+            try:
+                continuation = await _continuation(
+                    job, plan, source, result, seed_keys, limiter, keys, store, run_id, state
+                )
+            except SinkError:
+                if result.sink_error is None:
+                    raise  # the store failed only now: 500 naming it
+                # The store had failed already: the 500 below names it.
     return _answer(work, settings, job, inv, plan, result, continuation, started)
 
 
@@ -483,7 +502,7 @@ def _answer(
     if result.fatal is not None:
         status_code, status = 500, "fatal"
         message = f"upstream refused the run: {result.fatal.reason}. {message}"
-    elif result.sink_error is not None:
+    elif result.sink_error is not None and continuation is None:
         status_code, status = 500, "fatal"
         message = f"could not store results in S3 (S3_BUCKET/S3_PREFIX): {result.sink_error}"
     elif left and work.payload_less:
@@ -494,6 +513,11 @@ def _answer(
         )
     elif left:
         status_code, status = 206, "partial"
+        if result.sink_error is not None:  # stopped by the store, yet the token was saved
+            message = (
+                f"storing stopped ({result.sink_error}); the continuation holds the "
+                f"{left} remaining item(s). {message}"
+            )
     else:
         status_code, status = 200, "finished"
         if part.get("planned", 0) and part.get("planned") == part.get("already_done"):

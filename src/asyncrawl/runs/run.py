@@ -29,6 +29,7 @@ document that already counts them (a replayed old token).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -46,7 +47,7 @@ from ..sinks import BlobStore, RecordSink, RunJournal, summary_key, write_summar
 from ..source import Source
 from ..summary import RunSummary
 from .lease import RunBusyError, open_lease
-from .merge import merge_summaries
+from .merge import bound_summary, merge_summaries
 
 __all__ = ["RunResult", "run_resumable"]
 
@@ -224,7 +225,7 @@ async def _run(
                 merge_summaries([earlier, counted], sample=_UNBOUNDED) if earlier else counted
             )
             document["resumed"] = already
-            await asyncio.shield(_finish(sink, store, run_id, document))
+            finish_error = await asyncio.shield(_finish(sink, store, run_id, document))
     remaining = {key: by_key[key] for key in summary.remaining if key in by_key}
     unfinished = getattr(crawl, "unfinished_items", None)
     if callable(unfinished):  # discovered items the plan did not have (engine discovery)
@@ -237,7 +238,7 @@ async def _run(
         summary_key=summary_key(run_id),
         remaining_items=remaining,
         fatal=fatal,
-        sink_error=sink_error,
+        sink_error=sink_error or finish_error,
         already_done=already,
         already_ok=already_ok,
     )
@@ -245,12 +246,26 @@ async def _run(
 
 async def _finish(
     sink: RecordSink, store: BlobStore, run_id: str, document: Mapping[str, Any]
-) -> None:
+) -> SinkError | None:
+    """Flush the journal and store the summary; the store's error, if it failed."""
+    failure: SinkError | None = None
     try:
         await sink.aclose()
     except SinkError as error:  # the summary still goes out; the items stay resumable by data
         log.error("run %s: could not flush the journal: %s", run_id, error)
-    await write_summary(store, run_id, document)
+        failure = error
+    try:
+        await write_summary(store, run_id, document)
+    except SinkError as error:
+        # Nothing may go unaccounted: the summary's bounded form goes to the log instead.
+        log.error(
+            "run %s: could not store its summary (%s); the summary is %s",
+            run_id,
+            error,
+            json.dumps(bound_summary(document, sample=20, max_bytes=16 * 1024)),
+        )
+        failure = failure or error
+    return failure
 
 
 @asynccontextmanager
