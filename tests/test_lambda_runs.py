@@ -29,8 +29,8 @@ from asyncrawl.runs.job import Plan, register_job, unregister_job
 from asyncrawl.runs.merge import invariant_holds, merge_summaries
 from asyncrawl.sinks.base import BlobStore
 from asyncrawl.testing.faults import FaultPlan, FaultServer
-from asyncrawl.testing.proxy import FaultProxy
 from asyncrawl.testing.opendart import DEMO_COMPANIES
+from asyncrawl.testing.proxy import FaultProxy
 from test_lambda_handler import (  # the same fixtures and helpers
     API_KEY,
     BUCKET,
