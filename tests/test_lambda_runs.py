@@ -171,9 +171,9 @@ def fault_server() -> Iterator[Callable[[FaultPlan], FaultThread]]:
 
 
 def pages_env(monkeypatch: pytest.MonkeyPatch, server: FaultThread, **more: str | None) -> None:
+    more = {"CRAWL_JOB": "pages", **more}
     set_env(
         monkeypatch,
-        CRAWL_JOB="pages",
         PAGES_BASE_URL=server.server.url,
         CRAWLER_TYPE=None,
         DART_API_KEY=None,
@@ -256,6 +256,70 @@ def test_items_carried_whole_in_a_token_come_back_through_the_source_codec(
     refused = handler({"continuation": bad}, FakeContext())
     assert refused["statusCode"] == 400
     assert body_of(refused)["message"].startswith("continuation: item page-9 does not load")
+
+
+class LinkSource(PageSource):
+    """Page ``n`` links to pages ``2n``, ``2n + 1`` and ``n + 1`` (duplicates and cycles) up to
+    :data:`LAST_PAGE`: everything after page 1 is discovered while crawling."""
+
+    def classify(self, item: int, response: Response) -> Outcome:
+        outcome = super().classify(item, response)
+        found = tuple(n for n in (2 * item, 2 * item + 1, item + 1, 1) if n <= LAST_PAGE)
+        if isinstance(outcome, Ok):
+            return Ok(payload=outcome.payload, follow=found)
+        if isinstance(outcome, NoData):
+            return NoData(follow=found)
+        return outcome
+
+
+LAST_PAGE = 90
+
+
+class LinksJob(PagesJob):
+    """Start at page 1; the rest is discovered (and carried in tokens by the ItemCodec)."""
+
+    name = "links"
+
+    async def plan(self, event: Mapping[str, Any], config: Any, store: BlobStore) -> Plan[int]:
+        return Plan(items=[1], params={}, label="links")
+
+    def open_source(self, config: Any) -> LinkSource:
+        return LinkSource(config)
+
+
+def test_discovered_work_is_handed_over_in_the_token_and_finished(
+    moto_s3: MotoS3,
+    fault_server: Callable[[FaultPlan], FaultThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moto_s3.create_bucket(BUCKET, versioned=True)
+    job = LinksJob()
+    register_job(job)
+    try:
+        # Generous budgets: opening an S3 client alone can take seconds on a loaded machine.
+        server = fault_server(FaultPlan(seed=2, latency=0.25))
+        pages_env(monkeypatch, server, CRAWL_JOB="links", MAX_SYNC_SECONDS="6", CONCURRENCY="2")
+        answers = follow(handler({"count": 1}, FakeContext()), FakeContext())
+    finally:
+        unregister_job(job.name)
+
+    codes = [code for code, _ in answers]
+    assert codes[0] == 206, answers[0][1]["message"]
+    assert codes[-1] == 200, answers[-1][1]["message"]
+    parts = [body["crawl_result"] for _, body in answers]
+    merged = merge_summaries(parts)
+    assert invariant_holds(merged)
+    # Each page finished once; a page rediscovered in a later part counts as already done.
+    assert merged["ok"] + merged["no_data"] == LAST_PAGE
+    assert merged["duplicates"] > 0
+    stored = moto_s3.keys(f"{PREFIX}/data/pages/", bucket=BUCKET)
+    assert len(stored) == LAST_PAGE - len(range(7, LAST_PAGE + 1, 7))
+    for key in stored:
+        assert len(moto_s3.versions(key, bucket=BUCKET)) == 1
+    # Each page asked for once, but for attempts abandoned in flight at a hand-over.
+    asked = [a.item for a in server.arrivals()]
+    assert len(set(asked)) == LAST_PAGE
+    assert len(asked) - LAST_PAGE <= 2 * (len(answers) - 1)
 
 
 # --- signed tokens through the handler --------------------------------------------------------

@@ -66,6 +66,8 @@ SAFETY_MARGIN_S = 10.0
 LEASE_MARGIN_S = 30.0
 #: The longest one storage call may take (and never past the budget).
 STORAGE_CALL_TIMEOUT_S = 10.0
+#: The longest one lease call may take (taking and giving back the run's lease).
+LEASE_CALL_TIMEOUT_S = 2.0
 _settings: HandlerSettings | None = None
 
 # Library errors name the parameter or the command-line flag; the function's user set an
@@ -276,7 +278,7 @@ def _engine_config(settings: HandlerSettings, budget: float) -> CrawlConfig:
     # Of the budget, keep back a grace for attempts in flight and time to flush what was
     # fetched (journal, summary, continuation), so the answer leaves before the budget ends.
     grace = min(2.0, budget * 0.1)
-    flush = min(10.0, budget * 0.15)
+    flush = min(10.0, max(budget * 0.15, min(0.5, budget * 0.3)))
     work = max(budget - grace - flush, 0.1)
     attempt = settings.attempt_timeout if settings.attempt_timeout is not None else 30.0
     return CrawlConfig(
@@ -392,6 +394,14 @@ async def _invoke(
             call_timeout=STORAGE_CALL_TIMEOUT_S,
             name=f"S3 store {settings.out_uri} (S3_BUCKET/S3_PREFIX)",
         )
+        # The lease is given back even when the crawl used its whole budget (else the next
+        # invocation would find the run busy): its calls may use part of the safety margin.
+        lease_store = bounded(
+            raw_store,
+            deadline_at=ends_at + SAFETY_MARGIN_S / 2,
+            call_timeout=LEASE_CALL_TIMEOUT_S,
+            name=f"S3 store {settings.out_uri} (S3_BUCKET/S3_PREFIX)",
+        )
         keys = _keys(settings, store)
         state: ContinuationState | None = None
         if work.continuation is not None:
@@ -405,19 +415,27 @@ async def _invoke(
             limiter.import_state(state.limiter)
         earlier, fold = await _earlier(store, run_id, state) if state else (None, True)
         seed_keys = {source.key(item) for item in plan.items}
+        if state is None and plan.items:
+            # Made now, not in the flush reserve at the end: a token may be needed then.
+            await keys.create(run_id)
+        # The budget runs from the invocation's start: planning (a long company list, a
+        # spilled continuation) has already used some of it.
+        config = _engine_config(settings, budget - (time.monotonic() - started))
         result: RunResult[Any] = await run_resumable(
             source,
             [*plan.items, *carried],
             store=store,
             run_id=run_id,
-            # The budget runs from the invocation's start: planning (a long company list, a
-            # spilled continuation) has already used some of it.
-            config=_engine_config(settings, budget - (time.monotonic() - started)),
+            config=config,
+            # ...and the lease and the journal come before the crawl starts: the engine's
+            # deadline is a moment on the clock, not a length from whenever it starts.
+            deadline_at=loop.time() + (config.deadline_s or 0.0),
             data_key=job.data_key,
             limiter=limiter,
             earlier=earlier,
             fold=fold,
             lease_ttl_s=lease_ttl,
+            lease_store=lease_store,
         )
         continuation = None
         if result.remaining_items and result.fatal is None:
@@ -463,6 +481,7 @@ async def _continuation(
         and value is not None
     }
     totals["failed_count"] = failed_count(result.document)
+    totals["remaining_count"] = remaining_count(result.document)
     state = ContinuationState(
         run_id=run_id,
         job=job.name,

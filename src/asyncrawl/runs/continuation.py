@@ -82,7 +82,15 @@ _HEX = re.compile(r"[0-9a-f]{1,4096}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PAYLOAD_KEYS = frozenset({"job", "run", "n", "params", "totals", "rem", "items", "lim", "ptr"})
 _TOTAL_KEYS = frozenset(
-    {"planned", *COUNTERS, "failed_count", "elapsed_s", "invocations", "status_counts"}
+    {
+        "planned",
+        *COUNTERS,
+        "failed_count",
+        "remaining_count",
+        "elapsed_s",
+        "invocations",
+        "status_counts",
+    }
 )
 _MAX_STATUSES = 256
 _JOB_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")

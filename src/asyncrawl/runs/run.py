@@ -29,6 +29,7 @@ document that already counts them (a replayed old token).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -92,11 +93,13 @@ async def run_resumable(
     run_id: str,
     config: CrawlConfig,
     data_key: Callable[[ItemResult[Any]], str],
+    deadline_at: float | None = None,
     limiter: RateLimiter | None = None,
     fetcher: Fetcher | None = None,
     earlier: Mapping[str, Any] | None = None,
     fold: bool = True,
     lease_ttl_s: float | None = None,
+    lease_store: BlobStore | None = None,
     on_result: Callable[[ItemResult[Any]], None] | None = None,
     on_start: Callable[[Any], None] | None = None,
 ) -> RunResult[T]:
@@ -104,11 +107,16 @@ async def run_resumable(
 
     ``earlier`` is the run's merged summary before this part (a continuation's totals), or
     None for a first part or a re-run that planned everything again. With ``lease_ttl_s`` the
-    run's lease is held for the whole part (:class:`RunBusyError` when another holds it).
-    Cancellation is re-raised after the summary is written; a fatal upstream error and a
-    failing store are reported in the result.
+    run's lease is held for the whole part (:class:`RunBusyError` when another holds it), in
+    ``lease_store`` when given (its own time limits: giving the lease back must not fail
+    because the crawl used its whole budget, or the next part would find the run busy).
+    ``deadline_at`` (the running loop's clock) makes the engine's deadline end there however
+    long the lease and the journal took. Cancellation is re-raised after the summary is
+    written; a fatal upstream error and a failing store are reported in the result.
     """
-    lease = open_lease(store, run_id, lease_ttl_s) if lease_ttl_s is not None else None
+    lease = None
+    if lease_ttl_s is not None:
+        lease = open_lease(lease_store or store, run_id, lease_ttl_s)
     if lease is not None and not await lease.acquire():
         raise RunBusyError(run_id, lease.busy_until)
     try:
@@ -119,6 +127,7 @@ async def run_resumable(
             run_id=run_id,
             config=config,
             data_key=data_key,
+            deadline_at=deadline_at,
             limiter=limiter,
             fetcher=fetcher,
             earlier=earlier,
@@ -142,6 +151,7 @@ async def _run(
     run_id: str,
     config: CrawlConfig,
     data_key: Callable[[ItemResult[Any]], str],
+    deadline_at: float | None,
     limiter: RateLimiter | None,
     fetcher: Fetcher | None,
     earlier: Mapping[str, Any] | None,
@@ -170,6 +180,9 @@ async def _run(
     fatal: UpstreamFatalError | None = None
     sink_error: SinkError | None = None
     already = already_ok + already_no_data
+    if deadline_at is not None:
+        left = max(deadline_at - asyncio.get_running_loop().time(), 0.05)
+        config = dataclasses.replace(config, deadline=min(config.deadline_s or left, left))
     async with _open_fetcher(fetcher) as http:
         # ``done`` also reaches the engine: a child discovered now whose key an earlier part
         # finished is counted, not fetched again (seeds were taken out above).
