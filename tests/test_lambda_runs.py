@@ -17,10 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import asyncrawl.aws.handler as handler_module
 from asyncrawl.aws.answer import MAX_ANSWER_BYTES, kst_day
 from asyncrawl.aws.answers import crawl_result
-from asyncrawl.aws.handler import handler
+from asyncrawl.aws.handler import handler, reset_cold_start_cache
+from asyncrawl.errors import AsyncrawlError
 from asyncrawl.http import Request, Response
 from asyncrawl.outcomes import NoData, Ok, Outcome, Transient, classify_http_status
 from asyncrawl.results import ItemResult
@@ -640,3 +644,70 @@ def test_a_hung_s3_still_gets_an_answer_naming_s3(
     assert API_KEY not in answer["body"] + out
     assert "Traceback" not in answer["body"]
     assert emf_lines(out)
+
+
+# --- fuzzing the handler's event path ----------------------------------------------------------
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats()
+    | st.text(max_size=10)
+    | st.sampled_from(["00126380", "2024", "quarter", "126380", "v2.x.y.z", "run-1"])
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["corp_code", "stock_code", "x", "n"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_fuzz_events = (
+    st.dictionaries(
+        st.sampled_from(
+            ["companies", "years", "crawler_type", "run_id", "continuation", "Items", "zzz"]
+        ),
+        _values,
+        max_size=4,
+    )
+    | _values
+)
+
+
+class _Reached(AsyncrawlError):
+    """The event got past every check and the plan: the crawl would start here."""
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(event=_fuzz_events)
+def test_fuzzed_events_answer_400_naming_a_field_or_reach_the_crawl(
+    event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_env(
+        monkeypatch,
+        DART_BASE_URL="http://127.0.0.1:9/api/",
+        CONTINUATION_SECRET="fuzz-secret-0123456789-0123456789",
+    )
+
+    async def reached(*args: Any, **kwargs: Any) -> Any:
+        raise _Reached("reached the crawl")
+
+    monkeypatch.setattr(handler_module, "run_resumable", reached)
+    reset_cold_start_cache()
+    answer = handler(event, FakeContext())
+    body = body_of(answer)
+    assert "Traceback" not in answer["body"]
+    if answer["statusCode"] == 400:
+        field = body["message"].split(":", 1)[0]
+        assert field, body["message"]
+        assert " " not in field or field.startswith("continuation"), body["message"]
+    else:
+        assert answer["statusCode"] == 500, body
+        # Past the event checks: the run would start (or a token's store lookup failed).
+        assert "reached the crawl" in body["message"] or "S3" in body["message"], body
