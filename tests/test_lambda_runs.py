@@ -17,10 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import asyncrawl.aws.handler as handler_module
 from asyncrawl.aws.answer import MAX_ANSWER_BYTES, kst_day
 from asyncrawl.aws.answers import crawl_result
-from asyncrawl.aws.handler import handler
+from asyncrawl.aws.handler import handler, reset_cold_start_cache
+from asyncrawl.errors import AsyncrawlError
 from asyncrawl.http import Request, Response
 from asyncrawl.outcomes import NoData, Ok, Outcome, Transient, classify_http_status
 from asyncrawl.results import ItemResult
@@ -30,6 +34,7 @@ from asyncrawl.runs.merge import invariant_holds, merge_summaries
 from asyncrawl.sinks.base import BlobStore
 from asyncrawl.testing.faults import FaultPlan, FaultServer
 from asyncrawl.testing.opendart import DEMO_COMPANIES
+from asyncrawl.testing.proxy import FaultProxy
 from test_lambda_handler import (  # the same fixtures and helpers
     API_KEY,
     BUCKET,
@@ -170,9 +175,9 @@ def fault_server() -> Iterator[Callable[[FaultPlan], FaultThread]]:
 
 
 def pages_env(monkeypatch: pytest.MonkeyPatch, server: FaultThread, **more: str | None) -> None:
+    more = {"CRAWL_JOB": "pages", **more}
     set_env(
         monkeypatch,
-        CRAWL_JOB="pages",
         PAGES_BASE_URL=server.server.url,
         CRAWLER_TYPE=None,
         DART_API_KEY=None,
@@ -255,6 +260,70 @@ def test_items_carried_whole_in_a_token_come_back_through_the_source_codec(
     refused = handler({"continuation": bad}, FakeContext())
     assert refused["statusCode"] == 400
     assert body_of(refused)["message"].startswith("continuation: item page-9 does not load")
+
+
+class LinkSource(PageSource):
+    """Page ``n`` links to pages ``2n``, ``2n + 1`` and ``n + 1`` (duplicates and cycles) up to
+    :data:`LAST_PAGE`: everything after page 1 is discovered while crawling."""
+
+    def classify(self, item: int, response: Response) -> Outcome:
+        outcome = super().classify(item, response)
+        found = tuple(n for n in (2 * item, 2 * item + 1, item + 1, 1) if n <= LAST_PAGE)
+        if isinstance(outcome, Ok):
+            return Ok(payload=outcome.payload, follow=found)
+        if isinstance(outcome, NoData):
+            return NoData(follow=found)
+        return outcome
+
+
+LAST_PAGE = 90
+
+
+class LinksJob(PagesJob):
+    """Start at page 1; the rest is discovered (and carried in tokens by the ItemCodec)."""
+
+    name = "links"
+
+    async def plan(self, event: Mapping[str, Any], config: Any, store: BlobStore) -> Plan[int]:
+        return Plan(items=[1], params={}, label="links")
+
+    def open_source(self, config: Any) -> LinkSource:
+        return LinkSource(config)
+
+
+def test_discovered_work_is_handed_over_in_the_token_and_finished(
+    moto_s3: MotoS3,
+    fault_server: Callable[[FaultPlan], FaultThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moto_s3.create_bucket(BUCKET, versioned=True)
+    job = LinksJob()
+    register_job(job)
+    try:
+        # Generous budgets: opening an S3 client alone can take seconds on a loaded machine.
+        server = fault_server(FaultPlan(seed=2, latency=0.25))
+        pages_env(monkeypatch, server, CRAWL_JOB="links", MAX_SYNC_SECONDS="6", CONCURRENCY="2")
+        answers = follow(handler({"count": 1}, FakeContext()), FakeContext())
+    finally:
+        unregister_job(job.name)
+
+    codes = [code for code, _ in answers]
+    assert codes[0] == 206, answers[0][1]["message"]
+    assert codes[-1] == 200, answers[-1][1]["message"]
+    parts = [body["crawl_result"] for _, body in answers]
+    merged = merge_summaries(parts)
+    assert invariant_holds(merged)
+    # Each page finished once; a page rediscovered in a later part counts as already done.
+    assert merged["ok"] + merged["no_data"] == LAST_PAGE
+    assert merged["duplicates"] > 0
+    stored = moto_s3.keys(f"{PREFIX}/data/pages/", bucket=BUCKET)
+    assert len(stored) == LAST_PAGE - len(range(7, LAST_PAGE + 1, 7))
+    for key in stored:
+        assert len(moto_s3.versions(key, bucket=BUCKET)) == 1
+    # Each page asked for once, but for attempts abandoned in flight at a hand-over.
+    asked = [a.item for a in server.arrivals()]
+    assert len(set(asked)) == LAST_PAGE
+    assert len(asked) - LAST_PAGE <= 2 * (len(answers) - 1)
 
 
 # --- signed tokens through the handler --------------------------------------------------------
@@ -515,3 +584,130 @@ def test_500_messages_name_the_environment_variable_not_a_flag(
     assert "DART_BASE_URL" in message
     assert "--base-url" not in message
     assert API_KEY not in answer["body"]
+
+
+# --- storage that stops answering ---------------------------------------------------------------
+
+
+class ProxyThread(StandInThread):
+    """A FaultProxy on its own loop (the start/close calls fit it as well)."""
+
+
+@pytest.fixture
+def stalling_s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """moto behind a FaultProxy on its own loop; the function's S3 endpoint is the proxy."""
+    host, _, port = moto_s3.endpoint.removeprefix("http://").partition(":")
+    proxy = FaultProxy(host, int(port))
+    thread = ProxyThread(proxy)  # type: ignore[arg-type]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    yield proxy
+    proxy.mode = "pass"
+    thread.close()
+
+
+def answer_within(event: object, limit_s: float) -> dict[str, Any]:
+    """The handler's answer, run in a thread; fails (instead of hanging) past ``limit_s``."""
+    answers: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: answers.append(handler(event, FakeContext())))
+    thread.start()
+    thread.join(timeout=limit_s)
+    assert answers, f"no answer within {limit_s} s: the budget did not hold"
+    return answers[0]
+
+
+@pytest.mark.parametrize("stall_after", [0, 6], ids=["hung-from-the-start", "stalls-mid-run"])
+def test_a_hung_s3_still_gets_an_answer_naming_s3(
+    stall_after: int,
+    moto_s3: MotoS3,
+    stalling_s3: FaultProxy,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    if stall_after:
+        stalling_s3.stall_after_requests = stall_after
+    else:
+        stalling_s3.mode = "stall"
+    server = standin(plan=FaultPlan(latency=0.05))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="4", CONCURRENCY="2")
+
+    # Round 1 waited out botocore's 60 s x 5 attempts per call; the budget is 4 s.
+    answer = answer_within({"companies": companies(4)}, limit_s=60)
+
+    body = body_of(answer)
+    assert answer["statusCode"] in (206, 500), body
+    if answer["statusCode"] == 500:
+        assert "S3" in body["message"]
+        assert f"s3://{BUCKET}/{PREFIX}" in body["message"]
+    out = capsys.readouterr().out
+    assert API_KEY not in answer["body"] + out
+    assert "Traceback" not in answer["body"]
+    assert emf_lines(out)
+
+
+# --- fuzzing the handler's event path ----------------------------------------------------------
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats()
+    | st.text(max_size=10)
+    | st.sampled_from(["00126380", "2024", "quarter", "126380", "v2.x.y.z", "run-1"])
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["corp_code", "stock_code", "x", "n"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_fuzz_events = (
+    st.dictionaries(
+        st.sampled_from(
+            ["companies", "years", "crawler_type", "run_id", "continuation", "Items", "zzz"]
+        ),
+        _values,
+        max_size=4,
+    )
+    | _values
+)
+
+
+class _Reached(AsyncrawlError):
+    """The event got past every check and the plan: the crawl would start here."""
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(event=_fuzz_events)
+def test_fuzzed_events_answer_400_naming_a_field_or_reach_the_crawl(
+    event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_env(
+        monkeypatch,
+        DART_BASE_URL="http://127.0.0.1:9/api/",
+        CONTINUATION_SECRET="fuzz-secret-0123456789-0123456789",
+    )
+
+    async def reached(*args: Any, **kwargs: Any) -> Any:
+        raise _Reached("reached the crawl")
+
+    monkeypatch.setattr(handler_module, "run_resumable", reached)
+    reset_cold_start_cache()
+    answer = handler(event, FakeContext())
+    body = body_of(answer)
+    assert "Traceback" not in answer["body"]
+    if answer["statusCode"] == 400:
+        field = body["message"].split(":", 1)[0]
+        assert field, body["message"]
+        assert " " not in field or field.startswith("continuation"), body["message"]
+    else:
+        assert answer["statusCode"] == 500, body
+        # Past the event checks: the run would start (or a token's store lookup failed).
+        assert "reached the crawl" in body["message"] or "S3" in body["message"], body

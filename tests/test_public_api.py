@@ -24,3 +24,8 @@ def test_importing_the_package_does_not_import_aiohttp() -> None:
     code = "import sys, asyncrawl, asyncrawl.errors; print('aiohttp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_source_authors_find_the_outcome_vocabulary_at_the_root() -> None:
+    for name in ("Ok", "NoData", "Transient", "SlowDown", "Fatal", "Failed", "Unusable"):
+        assert name in asyncrawl.__all__, name

@@ -27,6 +27,7 @@ __all__ = [
     "FetchError",
     "Fetcher",
     "InputError",
+    "ItemCodec",
     "ItemResult",
     "NoData",
     "Ok",
@@ -43,6 +44,7 @@ __all__ = [
     "Source",
     "Transient",
     "TransportError",
+    "Unusable",
     "UpstreamFatalError",
     "deliver",
     "run",
@@ -65,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "FetchError": "asyncrawl.errors",
     "Fetcher": "asyncrawl.http",
     "InputError": "asyncrawl.errors",
+    "ItemCodec": "asyncrawl.source",
     "ItemResult": "asyncrawl.results",
     "NoData": "asyncrawl.outcomes",
     "Ok": "asyncrawl.outcomes",
@@ -81,6 +84,7 @@ _EXPORTS: dict[str, str] = {
     "Source": "asyncrawl.source",
     "Transient": "asyncrawl.outcomes",
     "TransportError": "asyncrawl.errors",
+    "Unusable": "asyncrawl.outcomes",
     "UpstreamFatalError": "asyncrawl.errors",
     "deliver": "asyncrawl.pipeline",
     "run": "asyncrawl.engine",
@@ -154,11 +158,13 @@ if TYPE_CHECKING:
     from .outcomes import (
         Transient as Transient,
     )
+    from .outcomes import Unusable as Unusable
     from .pipeline import deliver as deliver
     from .results import ItemResult as ItemResult
     from .retry import RetryPolicy as RetryPolicy
     from .sinks.base import BlobStore as BlobStore
     from .sinks.base import Sink as Sink
+    from .source import ItemCodec as ItemCodec
     from .source import Source as Source
     from .summary import RunSummary as RunSummary
 

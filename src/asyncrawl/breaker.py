@@ -12,6 +12,9 @@ Two signals end a run rather than an item:
   before the current episode began belongs to it, so sixteen workers hitting the limit at once
   count once. ``slowdowns_before_fatal`` episodes in a row without a success answer FATAL: the
   quota is probably gone for the day.
+- **Answers nobody can use.** ``unusable_streak`` :class:`~asyncrawl.outcomes.Unusable`
+  answers in a row, with no usable answer between, answer FATAL: when every answer is HTML
+  where JSON was expected, or a 404 from a wrong base URL, retrying each item only spends quota.
 
 Errors and successes of requests sent before the current pause or episode began say nothing
 about the upstream *now*, so when the engine passes ``sent_at`` (the loop time the request was
@@ -48,9 +51,16 @@ class BreakerConfig:
     reset_pauses_before_fatal: int = 3
     #: "Slow down" episodes in a row (no success between) that are fatal.
     slowdowns_before_fatal: int = 3
+    #: Unusable answers in a row (no usable answer between) that stop the run.
+    unusable_streak: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("reset_burst", "reset_pauses_before_fatal", "slowdowns_before_fatal"):
+        for name in (
+            "reset_burst",
+            "reset_pauses_before_fatal",
+            "slowdowns_before_fatal",
+            "unusable_streak",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(name, f"must be a whole number >= 1, got {value!r}")
@@ -94,6 +104,7 @@ class CircuitBreaker:
         self._paused_at = -math.inf
         self._episodes = 0
         self._episode_at = -math.inf
+        self._unusable = 0
 
     @property
     def connection_errors(self) -> int:
@@ -106,6 +117,11 @@ class CircuitBreaker:
         return self._pauses
 
     @property
+    def unusable_answers(self) -> int:
+        """Unusable answers in a row since the last usable one."""
+        return self._unusable
+
+    @property
     def slowdown_episodes(self) -> int:
         """Episodes of "slow down" since the last success."""
         return self._episodes
@@ -114,8 +130,9 @@ class CircuitBreaker:
         """An answer arrived: the upstream is reachable and not limiting, so start over.
 
         A success for a request sent before the current pause or episode began is older news
-        than the signal and does not reset the counts.
+        than the signal and does not reset the counts. Any usable answer ends an unusable streak.
         """
+        self._unusable = 0
         if sent_at is not None and sent_at < max(self._paused_at, self._episode_at):
             return
         self._errors = 0
@@ -153,3 +170,17 @@ class CircuitBreaker:
         if self._episodes >= self.config.slowdowns_before_fatal:
             return BreakerVerdict(BreakerAction.FATAL, _QUOTA)
         return _CARRY_ON
+
+    def record_unusable(self, reason: str) -> BreakerVerdict:
+        """An answer arrived that the Source cannot use (``reason`` says why).
+
+        Returns FATAL on the ``unusable_streak``-th in a row, naming the last one.
+        """
+        self._unusable += 1
+        if self._unusable < self.config.unusable_streak:
+            return _CARRY_ON
+        return BreakerVerdict(
+            BreakerAction.FATAL,
+            f"{self._unusable} unusable answers in a row, the last: {reason} "
+            "(wrong base URL, or the upstream changed its format?)",
+        )

@@ -3,12 +3,16 @@
 A Source reads an answer (status, headers, body) and returns one of these; the engine acts on
 them and never on an upstream's own codes:
 
-- ``Ok(payload)``: the item is done and has data.
-- ``NoData()``: the item is done and has nothing (never retried, never an error).
+- ``Ok(payload, follow=...)``: the item is done and has data; ``follow`` holds new items found
+  in the answer (next pages, links), which the engine plans as well (deduplicated by key).
+- ``NoData(follow=...)``: the item is done and has nothing (never retried, never an error).
 - ``Transient(reason, retry_after)``: try this item again after a back-off.
 - ``SlowDown(reason, retry_after)``: the upstream asks everyone to pause; this item is retried.
 - ``Fatal(reason)``: the whole run must stop now (bad key, blocked, quota gone).
 - ``Failed(reason)``: this item cannot succeed; do not retry it.
+- ``Unusable(reason)``: the answer is not what the Source expects (HTML where JSON was
+  expected, unreadable JSON, a 404 from a wrong base URL). Retried like ``Transient``, but a
+  streak of them with no usable answer between ends the run: the fault is systemic.
 
 Each carries ``status``, a short string counted in the run summary (an upstream code such as
 ``"013"``, or ``"http_503"``).
@@ -31,6 +35,7 @@ __all__ = [
     "Outcome",
     "SlowDown",
     "Transient",
+    "Unusable",
     "classify_http_status",
     "parse_retry_after",
 ]
@@ -42,6 +47,8 @@ class Ok:
 
     payload: Any
     status: str = "ok"
+    #: New items found in this answer; the engine crawls those whose key is new to the run.
+    follow: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +57,8 @@ class NoData:
 
     status: str = "no_data"
     reason: str = "no data"
+    #: New items found in this answer (an empty page may still link on).
+    follow: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,7 +95,18 @@ class Failed:
     status: str = "failed"
 
 
-Outcome = Ok | NoData | Transient | SlowDown | Fatal | Failed
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unusable:
+    """An answer the Source cannot use (wrong format, wrong endpoint): retried like
+    :class:`Transient`, and ``BreakerConfig.unusable_streak`` of them in a row stop the run.
+    """
+
+    reason: str
+    status: str = "unusable"
+    retry_after: float | None = None
+
+
+Outcome = Ok | NoData | Transient | SlowDown | Fatal | Failed | Unusable
 #: The outcomes an item can end with.
 FinalOutcome = Ok | NoData | Failed
 

@@ -95,7 +95,8 @@ class CrawlProgress:
             self._line()
 
     def _rate(self) -> float:
-        requests = self._crawl.summary.requests if self._crawl else self._done
+        # counts(), not summary: a summary copies the lists, which grow with the run.
+        requests = self._crawl.counts().requests if self._crawl else self._done
         elapsed = time.monotonic() - self._t0
         return requests / elapsed if elapsed > 0 else 0.0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .outcomes import Failed, NoData, Ok
 
@@ -24,6 +24,10 @@ class ItemResult(Generic[T]):
     attempts: int
     #: Wall-clock time (seconds since the epoch) the item finished.
     finished_at: float
+    #: Items this answer discovered (``Ok.follow`` / ``NoData.follow``) that the run will
+    #: crawl: new keys within the depth and item limits. A sink or journal records them no
+    #: later than this result counts as finished, so they survive a crash or a hand-over.
+    discovered: tuple[Any, ...] = ()
 
     @property
     def ok(self) -> bool:

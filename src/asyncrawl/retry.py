@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import tenacity
 
 from asyncrawl.errors import AsyncrawlError, ConfigError
-from asyncrawl.outcomes import SlowDown, Transient
+from asyncrawl.outcomes import SlowDown, Transient, Unusable
 
 __all__ = [
     "OnRetry",
@@ -106,13 +106,14 @@ def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> floa
 class RetryableOutcome(AsyncrawlError):
     """Raised inside an attempt when the Source's answer says "try again".
 
-    Carries the :class:`~asyncrawl.outcomes.Transient` or :class:`~asyncrawl.outcomes.SlowDown`
-    outcome; its ``retry_after`` sets the shortest wait before the next attempt.
+    Carries the :class:`~asyncrawl.outcomes.Transient`, :class:`~asyncrawl.outcomes.SlowDown`
+    or :class:`~asyncrawl.outcomes.Unusable` outcome; its ``retry_after`` sets the shortest wait
+    before the next attempt.
     """
 
     retryable = True
 
-    def __init__(self, outcome: Transient | SlowDown) -> None:
+    def __init__(self, outcome: Transient | SlowDown | Unusable) -> None:
         self.outcome = outcome
         super().__init__(f"{outcome.status}: {outcome.reason}")
 

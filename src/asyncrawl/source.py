@@ -1,13 +1,18 @@
-"""The Source protocol: the one seam between the engine and what is being crawled."""
+"""The Source protocol: the one seam between the engine and what is being crawled.
+
+A Source that discovers work (``Ok(follow=...)``) also implements :class:`ItemCodec`, so that
+discovered items, which no plan can rebuild from their keys, survive a journal or a
+continuation token.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .http import Request, Response
 from .outcomes import Outcome
 
-__all__ = ["ItemT", "Source"]
+__all__ = ["ItemCodec", "ItemT", "Source"]
 
 # Contravariant: a Source that can read any object can read items of a narrower type.
 ItemT = TypeVar("ItemT", contravariant=True)
@@ -25,3 +30,23 @@ class Source(Protocol[ItemT]):
     def request(self, item: ItemT) -> Request: ...
 
     def classify(self, item: ItemT, response: Response) -> Outcome: ...
+
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class ItemCodec(Protocol[T]):
+    """How a Source writes its items as JSON-able data and reads them back.
+
+    ``load_item(dump_item(item))`` must give an item with the same key. A run layer checks
+    ``isinstance(source, ItemCodec)`` before it puts discovered items into a continuation.
+    """
+
+    def dump_item(self, item: T) -> Any:
+        """``item`` as JSON-able data (dicts, lists, strings, numbers, booleans, None)."""
+        ...
+
+    def load_item(self, data: Any) -> T:
+        """The item that :meth:`dump_item` wrote as ``data``."""
+        ...

@@ -1,11 +1,13 @@
 """Run accounting: every planned item ends in exactly one bucket.
 
-    planned == ok + no_data + len(failed) + len(remaining)
+    planned == ok + no_data + len(failed) + skipped + len(remaining)
 
 ``ok`` and ``no_data`` count only items whose result the consumer confirmed (for a sink: the
 write is durable); ``failed`` items carry their last status and reason; ``remaining`` lists the
 keys of items not finished for any reason (deadline, cancellation, fatal stop, abandoned in
-flight, or a write that was not confirmed), so a later run can finish exactly those.
+flight, or a write that was not confirmed), so a later run can finish exactly those; ``skipped``
+counts what ``max_depth`` / ``max_items`` left out. ``planned`` counts seeds and discovered items
+once per key; ``duplicates`` counts the items whose key was already planned.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FailedItem", "RunSummary", "merge_summaries"]
+__all__ = ["FailedItem", "LatencyHistogram", "RunCounts", "RunSummary", "merge_summaries"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,11 +34,82 @@ class FailedItem:
         return {"item": self.item, "status": self.status, "reason": self.reason}
 
 
-def _percentile(sorted_values: list[float], fraction: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
+#: The histogram's range and resolution: 0.1 ms to about 2.8 hours, each bucket 5% wide.
+_LOW = 1e-4
+_GROWTH = 1.05
+_LOG_GROWTH = math.log(_GROWTH)
+_BUCKETS = 360
+
+
+class LatencyHistogram:
+    """Attempt latencies in a fixed number of log-spaced buckets (5% wide).
+
+    Memory and the cost of a quantile stay the same at 100 or 100,000 attempts; a quantile is
+    exact to within one bucket (5%), and the maximum is exact.
+    """
+
+    __slots__ = ("_counts", "count", "max")
+
+    def __init__(self) -> None:
+        self._counts = [0] * _BUCKETS
+        #: Latencies recorded.
+        self.count = 0
+        #: The largest latency recorded, in seconds.
+        self.max = 0.0
+
+    def record(self, seconds: float) -> None:
+        """Count one latency."""
+        if seconds <= _LOW:
+            index = 0
+        else:
+            index = min(_BUCKETS - 1, int(math.log(seconds / _LOW) / _LOG_GROWTH) + 1)
+        self._counts[index] += 1
+        self.count += 1
+        if seconds > self.max:
+            self.max = seconds
+
+    def quantile(self, fraction: float) -> float:
+        """The latency below which ``fraction`` of those recorded fall (a bucket's upper edge,
+        never above the maximum); 0.0 when nothing was recorded."""
+        if self.count == 0:
+            return 0.0
+        rank = max(1, math.ceil(fraction * self.count))
+        seen = 0
+        for index, count in enumerate(self._counts):
+            seen += count
+            if seen >= rank:
+                return min(self.max, _LOW * _GROWTH**index)
+        return self.max  # pragma: no cover - the counts add up to self.count
+
+    def merge(self, other: LatencyHistogram) -> None:
+        """Add ``other``'s counts to this one."""
+        self._counts = [a + b for a, b in zip(self._counts, other._counts, strict=True)]
+        self.count += other.count
+        self.max = max(self.max, other.max)
+
+    def copy(self) -> LatencyHistogram:
+        """An independent copy (a summary keeps one that the run no longer changes)."""
+        twin = LatencyHistogram()
+        twin._counts = list(self._counts)
+        twin.count = self.count
+        twin.max = self.max
+        return twin
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunCounts:
+    """A run's counters without its lists: cheap to take on every result (progress displays)."""
+
+    planned: int
+    ok: int
+    no_data: int
+    failed: int
+    skipped: int
+    remaining: int
+    duplicates: int
+    requests: int
+    retries: int
+    hedges: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,17 +126,25 @@ class RunSummary:
     retries: int
     status_counts: Mapping[str, int]
     elapsed_s: float
-    #: Attempt latencies in seconds, for the percentiles (not serialised whole).
-    latencies: tuple[float, ...] = field(default=(), repr=False)
+    #: Attempt latencies, for the percentiles (not serialised whole).
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
     #: Why the run stopped early, when the upstream refused it.
     fatal: str | None = None
     #: True when the run was cancelled (Ctrl-C, task cancellation).
     cancelled: bool = False
+    #: Planned items that ``max_depth`` / ``max_items`` left out.
+    skipped: int = 0
+    #: Items (seeds or discovered) whose key was already planned: the same work, done once.
+    duplicates: int = 0
+    #: Second copies sent of requests slow to answer (also counted in ``requests``).
+    hedges: int = 0
 
     @property
     def consistent(self) -> bool:
         """Whether every planned item is in exactly one bucket."""
-        return self.planned == self.ok + self.no_data + len(self.failed) + len(self.remaining)
+        return self.planned == (
+            self.ok + self.no_data + len(self.failed) + self.skipped + len(self.remaining)
+        )
 
     @property
     def finished(self) -> bool:
@@ -77,12 +158,12 @@ class RunSummary:
 
     def latency_ms(self) -> dict[str, float]:
         """Attempt latency percentiles (p50, p90, p99, max) in milliseconds."""
-        values = sorted(self.latencies)
+        latency = self.latency
         return {
-            "p50": round(_percentile(values, 0.50) * 1000, 1),
-            "p90": round(_percentile(values, 0.90) * 1000, 1),
-            "p99": round(_percentile(values, 0.99) * 1000, 1),
-            "max": round((values[-1] if values else 0.0) * 1000, 1),
+            "p50": round(latency.quantile(0.50) * 1000, 1),
+            "p90": round(latency.quantile(0.90) * 1000, 1),
+            "p99": round(latency.quantile(0.99) * 1000, 1),
+            "max": round(latency.max * 1000, 1),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,8 +175,11 @@ class RunSummary:
             "no_data": self.no_data,
             "failed": [f.to_dict() for f in self.failed],
             "remaining": list(self.remaining),
+            "skipped": self.skipped,
+            "duplicates": self.duplicates,
             "requests": self.requests,
             "retries": self.retries,
+            "hedges": self.hedges,
             "status_counts": dict(sorted(self.status_counts.items())),
             "elapsed_s": round(self.elapsed_s, 3),
             "requests_per_s": round(self.requests_per_s, 2),
@@ -118,6 +202,9 @@ def merge_summaries(parts: Iterable[RunSummary]) -> RunSummary:
     for part in items:
         status_counts.update(part.status_counts)
     last = items[-1]
+    latency = LatencyHistogram()
+    for part in items:
+        latency.merge(part.latency)
     return RunSummary(
         run_id=items[0].run_id,
         planned=items[0].planned,
@@ -125,11 +212,14 @@ def merge_summaries(parts: Iterable[RunSummary]) -> RunSummary:
         no_data=sum(p.no_data for p in items),
         failed=tuple(f for p in items for f in p.failed),
         remaining=last.remaining,
+        skipped=sum(p.skipped for p in items),
+        duplicates=sum(p.duplicates for p in items),
         requests=sum(p.requests for p in items),
         retries=sum(p.retries for p in items),
         status_counts=dict(status_counts),
         elapsed_s=sum(p.elapsed_s for p in items),
-        latencies=tuple(v for p in items for v in p.latencies),
+        latency=latency,
+        hedges=sum(p.hedges for p in items),
         fatal=last.fatal,
         cancelled=last.cancelled,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -89,9 +90,11 @@ class FakeFetcher:
         self.max_in_flight_by_host[request.host] = max(
             self.max_in_flight_by_host[request.host], self._by_host[request.host]
         )
+        started = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(timeout):
-                return await self.respond(request, self.attempts[item])
+                answer = await self.respond(request, self.attempts[item])
+            return dataclasses.replace(answer, elapsed=asyncio.get_running_loop().time() - started)
         except TimeoutError:
             raise AttemptTimeout("timed out", url=request.display_url, status="timeout") from None
         finally:
@@ -109,3 +112,57 @@ def max_in_window(times: list[float], window: float) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+class GraphSource:
+    """Page ``n`` links to ``links[n]``: each answer is ``Ok(follow=links[n])``.
+
+    ``verdicts(n, attempt)`` may override the outcome of one attempt (faults in property tests);
+    the attempt number comes from the fetcher's count for the page.
+    """
+
+    def __init__(
+        self,
+        links: Mapping[int, tuple[int, ...]],
+        verdicts: Callable[[int, int], Outcome | None] | None = None,
+        fetcher: FakeFetcher | None = None,
+    ) -> None:
+        self.links = links
+        self.verdicts = verdicts
+        self.fetcher = fetcher
+
+    def key(self, item: int) -> str:
+        return f"page-{item}"
+
+    def request(self, item: int) -> Request:
+        return Request(url="http://site.test/page", params={"id": str(item)})
+
+    def classify(self, item: int, response: Response) -> Outcome:
+        if self.verdicts is not None and self.fetcher is not None:
+            verdict = self.verdicts(item, self.fetcher.attempts[str(item)])
+            if verdict is not None:
+                return verdict
+        return Ok(payload=item, follow=self.links.get(item, ()))
+
+    def dump_item(self, item: int) -> int:
+        return item
+
+    def load_item(self, data: object) -> int:
+        if not isinstance(data, int):
+            raise TypeError(f"a page number, not {data!r}")
+        return data
+
+
+def site_graph(pages: int, seeds: int, extra_links: int, seed: int) -> dict[int, tuple[int, ...]]:
+    """A site of ``pages`` pages, each reachable from pages ``0..seeds-1``, with duplicate links
+    and cycles: every page past the seeds has a parent below it, plus random extra links."""
+    import random
+
+    rng = random.Random(seed)
+    links: dict[int, list[int]] = {n: [] for n in range(pages)}
+    for page in range(seeds, pages):
+        links[rng.randrange(page)].append(page)
+    for page in range(pages):
+        links[page].extend(rng.randrange(pages) for _ in range(extra_links))
+        rng.shuffle(links[page])
+    return {page: tuple(targets) for page, targets in links.items()}
