@@ -193,8 +193,8 @@ def test_a_second_job_runs_through_the_handler_with_a_206_and_a_resume(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     moto_s3.create_bucket(BUCKET, versioned=True)
-    server = fault_server(FaultPlan(seed=5, latency=0.05, p_503=0.05))
-    pages_env(monkeypatch, server, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
+    server = fault_server(FaultPlan(seed=5, latency=0.2, p_503=0.05))
+    pages_env(monkeypatch, server, MAX_SYNC_SECONDS="4", CONCURRENCY="2")
 
     answers = follow(handler({"count": 60}, FakeContext()), FakeContext())
 
@@ -341,8 +341,8 @@ def test_forged_and_altered_tokens_answer_400(
     moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     moto_s3.create_bucket(BUCKET)
-    server = standin(plan=FaultPlan(latency=0.05))
-    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="1")
+    server = standin(plan=FaultPlan(latency=0.25))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="4", CONCURRENCY="1")
     first = body_of(handler({"companies": companies(4)}, FakeContext()))
     token, run_id = first["continuation"], first["run_id"]
     assert token is not None, first["message"]
@@ -405,7 +405,7 @@ def test_the_answer_stays_under_256_kib_with_30_000_items_remaining(
         DART_BASE_URL=server.base_url,
         CRAWL_YEARS="2022,2023,2024",
         FS_DIV="CFS",
-        MAX_SYNC_SECONDS="2",
+        MAX_SYNC_SECONDS="5",
         CONCURRENCY="2",
     )
     rows = [
@@ -442,7 +442,7 @@ def test_a_run_leased_by_another_invocation_answers_busy(
 ) -> None:
     moto_s3.create_bucket(BUCKET)
     server = standin(plan=FaultPlan(latency=0.2))
-    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="3", CONCURRENCY="1")
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="5", CONCURRENCY="1")
     results: dict[str, dict[str, Any]] = {}
 
     def first() -> None:
@@ -474,8 +474,8 @@ def test_replaying_the_token_of_a_finished_run_says_nothing_new_was_done(
     moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     moto_s3.create_bucket(BUCKET)
-    server = standin(plan=FaultPlan(latency=0.05))
-    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
+    server = standin(plan=FaultPlan(latency=0.25))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="4", CONCURRENCY="2")
     answers = follow(handler({"companies": companies(5)}, FakeContext()), FakeContext())
     assert answers[-1][0] == 200
     last_token = answers[-2][1]["continuation"]
@@ -508,12 +508,12 @@ def test_a_payload_less_run_too_big_for_one_invocation_fails_then_resumes_the_sa
             + "".join(f"{c['corp_code']},{c['corp_name']}\n" for c in companies(6))
         ).encode(),
     )
-    server = standin(plan=FaultPlan(latency=0.05))
+    server = standin(plan=FaultPlan(latency=0.25))
     set_env(
         monkeypatch,
         DART_BASE_URL=server.base_url,
         COMPANIES_URI=f"s3://{BUCKET}/lists/companies.csv",
-        MAX_SYNC_SECONDS="1.5",
+        MAX_SYNC_SECONDS="4",
         CONCURRENCY="2",
     )
     expected_run = f"opendart-quarter-{kst_day(datetime.now(UTC))}"

@@ -279,7 +279,7 @@ def _engine_config(settings: HandlerSettings, budget: float) -> CrawlConfig:
     # Of the budget, keep back a grace for attempts in flight and time to flush what was
     # fetched (journal, summary, continuation), so the answer leaves before the budget ends.
     grace = min(2.0, budget * 0.1)
-    flush = min(10.0, max(budget * 0.15, min(0.5, budget * 0.3)))
+    flush = min(10.0, max(budget * 0.15, min(1.5, budget * 0.3)))
     work = max(budget - grace - flush, 0.1)
     attempt = settings.attempt_timeout if settings.attempt_timeout is not None else 30.0
     return CrawlConfig(
