@@ -49,7 +49,8 @@ def _venv(cache: Path, name: str, requirements: list[str], python: str) -> Path:
     if ready.is_file():
         return venv
     shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    # Fixed commands built here (this interpreter, our pins), no shell.
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)  # noqa: S603
     pip = [
         str(venv / "bin" / "python"),
         "-m",
@@ -58,8 +59,8 @@ def _venv(cache: Path, name: str, requirements: list[str], python: str) -> Path:
         "--quiet",
         "--disable-pip-version-check",
     ]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, *requirements], check=True)
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)  # noqa: S603
+    subprocess.run([*pip, *requirements], check=True)  # noqa: S603
     ready.write_text(spec)
     return venv
 
@@ -79,7 +80,7 @@ def _check(cache: Path, name: str, python: str) -> tuple[str, int, str, float]:
             "PYTHONPATH": str(ROOT / "src"),
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - the venv's python on our own script
             [str(venv / "bin" / "python"), str(ROOT / ".ci" / "dag_check.py"), str(ROOT / "dags")],
             capture_output=True,
             text=True,
