@@ -13,10 +13,12 @@ AIRFLOW_CACHE ?= $(HOME)/.cache/asyncrawl-ci
 
 .PHONY: demo test lint typecheck unit bench benchmark package package-all lock deploy airflow-check clean
 
-$(STAMP): pyproject.toml
+# The crawler's dependencies at the versions the Lambda package ships (requirements/lambda.lock),
+# so the tests run what the function runs.
+$(STAMP): pyproject.toml requirements/lambda.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[crawler,cli,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[crawler,cli,dev]' -c requirements/lambda.lock
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -333,3 +333,34 @@ def test_a_deployment_secret_derives_one_key_per_run() -> None:
     assert "x" * 40 not in repr(keys)
     with pytest.raises(Exception, match="CONTINUATION_SECRET"):
         SecretKeys("short")
+
+
+_params = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": json_values | st.sampled_from(["quarter", "annual"]),
+        "years": json_values | st.lists(st.integers(2015, 2026), max_size=3),
+        "fs": json_values | st.just(["CFS"]),
+        "co": json_values
+        | st.dictionaries(st.just("00126380"), st.lists(st.text(max_size=4), max_size=3)),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=_params, keys=st.lists(item_keys, max_size=5))
+def test_the_opendart_job_reads_any_signed_plan_or_refuses_it(
+    params: dict[str, Any], keys: list[str]
+) -> None:
+    from asyncrawl.jobs.opendart import JOB
+
+    config = JOB.configure({"CRAWLER_TYPE": "quarter", "DART_API_KEY": "k" * 40})
+    refused: ContinuationError | None = None
+    try:
+        plan = JOB.resume(params, keys, config)
+    except ContinuationError as error:
+        refused = error
+    if refused is not None:
+        assert str(refused).startswith("continuation: ")
+    else:
+        assert [item.key for item in plan.items] == keys

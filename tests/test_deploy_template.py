@@ -214,6 +214,8 @@ def test_the_glue_table_is_all_strings_with_projected_partitions(
 def test_alarms_cover_errors_throttles_duration_emf_counts_and_executions(
     template: dict[str, Any],
 ) -> None:
+    from asyncrawl.aws.metrics import METRIC_UNITS
+
     alarms = {
         (r["Properties"]["Namespace"], r["Properties"]["MetricName"])
         for r in template["Resources"].values()
@@ -229,6 +231,8 @@ def test_alarms_cover_errors_throttles_duration_emf_counts_and_executions(
         ("asyncrawl", "Fatal"),
         ("AWS/States", "ExecutionsFailed"),
     }
+    # The EMF alarms watch metrics the handler really emits, under its namespace.
+    assert {name for namespace, name in alarms if namespace == "asyncrawl"} <= set(METRIC_UNITS)
 
 
 # --- the child workflow in moto's Step Functions execution mode ------------------------------

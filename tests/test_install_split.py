@@ -84,7 +84,7 @@ def test_the_crawler_extra_holds_what_the_lambda_and_the_cli_need() -> None:
     assert {canonicalize_name(r.name) for r in cli} == {"asyncrawl", "rich"}
     # `make test` and `make demo` install the crawler and the CLI with the test tools.
     makefile = (ROOT / "Makefile").read_text()
-    assert "pip install --quiet -e '.[crawler,cli,dev]'" in makefile
+    assert "pip install --quiet -e '.[crawler,cli,dev]' -c requirements/lambda.lock" in makefile
 
 
 def test_the_lambda_lock_pins_every_crawler_requirement() -> None:

@@ -232,12 +232,14 @@ def test_run_continues_over_invocations_and_stores_each_item_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     moto_s3.create_bucket(BUCKET, versioned=True)
-    server = standin(plan=FaultPlan(seed=3, latency=0.05, p_503=0.05))
+    # Budgets of a few seconds: opening an S3 client alone can take a second on a loaded
+    # machine, and every storage call now ends by the budget.
+    server = standin(plan=FaultPlan(seed=3, latency=0.2, p_503=0.05))
     set_env(
         monkeypatch,
         DART_BASE_URL=server.base_url,
         CRAWL_YEARS="2022,2023",
-        MAX_SYNC_SECONDS="1.5",
+        MAX_SYNC_SECONDS="4",
         CONCURRENCY="4",
     )
     rows = companies(10)
@@ -275,17 +277,24 @@ def test_run_continues_over_invocations_and_stores_each_item_once(
     for before, after in itertools.pairwise(parts):
         assert after["planned"] == before["remaining_count"]
 
-    # Every item with data is stored once: one object version, never rewritten.
+    # Every item with data is stored once: one object version. The only exception the
+    # guarantees allow: an item stored but not journalled when an invocation's time ran out
+    # (its write in flight, or the journal's last part refused by the budget) is listed
+    # remaining and rewritten at the same key by the next one: at most the in-flight few.
     arrivals = server.arrivals()
     stored = set(moto_s3.keys(f"{PREFIX}/data/", bucket=BUCKET))
     ok_total = sum(p["ok"] for p in parts)
     assert len(stored) == ok_total > 0
     no_data_total = sum(p["no_data"] for p in parts)
     assert no_data_total > 0
+    handed_over = {k for body in bodies[:-1] for k in first_remaining(moto_s3, body)}
+    rewritten = []
     for corp, year, report, fs in planned:
         key = data_object(corp, year, report, fs)
-        if key in stored:
-            assert len(moto_s3.versions(key, bucket=BUCKET)) == 1, key
+        if key in stored and len(moto_s3.versions(key, bucket=BUCKET)) > 1:
+            rewritten.append(key)
+            assert f"{corp}/{year}/{report}/{fs}" in handed_over, key
+    assert len(rewritten) <= 4 * (len(answers) - 1), rewritten
     assert len(stored) + no_data_total == len(planned)
 
     # Nothing finished was fetched again. Within an invocation an item arrives again only
@@ -336,8 +345,8 @@ def test_replaying_a_continuation_fetches_and_stores_nothing_again(
     # botocore re-invokes a function whose answer it lost (LAMBDA-HANG.md): the same
     # continuation arrives twice. Items the run already stored must not be fetched again.
     moto_s3.create_bucket(BUCKET, versioned=True)
-    server = standin(plan=FaultPlan(latency=0.05))
-    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
+    server = standin(plan=FaultPlan(latency=0.2))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="4", CONCURRENCY="2")
     answers = call_until_done({"companies": companies(10)}, FakeContext())
     assert len(answers) >= 2
     first = answers[0][1]
@@ -367,8 +376,8 @@ def test_rate_window_holds_across_the_invocation_boundary(
     set_env(
         monkeypatch,
         DART_BASE_URL=server.base_url,
-        RATE="20/2s",
-        MAX_SYNC_SECONDS="1.5",
+        RATE="10/2s",
+        MAX_SYNC_SECONDS="4",
         CONCURRENCY="8",
     )
     answers = call_until_done({"companies": companies(4)}, FakeContext())
@@ -378,8 +387,10 @@ def test_rate_window_holds_across_the_invocation_boundary(
     assert codes[-1] == 200
     assert sum(b["crawl_result"]["ok"] + b["crawl_result"]["no_data"] for _, b in answers) == 32
     arrivals = server.arrivals()
-    assert len(arrivals) == 32
-    assert server.server.max_in_window(2.0) <= 20
+    # An attempt abandoned in flight at a hand-over (at most CONCURRENCY each) is sent again.
+    assert len({a.item for a in arrivals}) == 32
+    assert len(arrivals) - 32 <= 8 * (len(answers) - 1)
+    assert server.server.max_in_window(2.0) <= 10
 
 
 # --- 3. bad events ------------------------------------------------------------------------------
@@ -471,13 +482,16 @@ def test_bad_events_answer_400_naming_the_field(
     assert "Traceback" not in capsys.readouterr().out
 
 
-def test_continuation_with_job_fields_answers_400(
-    monkeypatch: pytest.MonkeyPatch,
+def test_continuation_with_contradicting_fields_answers_400(
+    moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    set_env(monkeypatch)
-    answer = handler({"continuation": _token("run-a"), "years": [2022]}, FakeContext())
-    assert answer["statusCode"] == 400
-    assert body_of(answer)["message"].startswith("years")
+    moto_s3.create_bucket(BUCKET)
+    set_env(monkeypatch, DART_BASE_URL="http://127.0.0.1:9/api/")
+    store_signing_key(moto_s3, "run-a")
+    for name, value in (("years", [2022]), ("crawler_type", "annual"), ("companies", [{}])):
+        answer = handler({"continuation": _token("run-a"), name: value}, FakeContext())
+        assert answer["statusCode"] == 400, answer["body"]
+        assert body_of(answer)["message"].startswith(name)
 
 
 # --- 4. a warm container ------------------------------------------------------------------------
@@ -650,11 +664,11 @@ def test_the_time_left_caps_the_budget_below_max_sync_seconds(
     moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     moto_s3.create_bucket(BUCKET)
-    server = standin(plan=FaultPlan(latency=0.05))
+    server = standin(plan=FaultPlan(latency=0.25))
     # MAX_SYNC_SECONDS alone would let all 80 items finish (2 at a time, 50 ms each: ~2 s);
     # the function's time left gives a 1.5 s budget, so it must answer 206.
     set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="200", CONCURRENCY="2")
-    context = FakeContext(remaining_ms=int((SAFETY_MARGIN_S + 1.5) * 1000))
+    context = FakeContext(remaining_ms=int((SAFETY_MARGIN_S + 4) * 1000))
     answer = handler({"companies": companies(10)}, context)
 
     body = body_of(answer)
@@ -789,6 +803,7 @@ def test_a_continuation_whose_saved_state_is_gone_answers_400(
     store_signing_key(moto_s3, "run-a")
     pointer = _token(
         "run-a",
+        params={},
         remaining=(),
         invocation=2,
         state_key=spill_key("run-a", 2),
@@ -858,7 +873,7 @@ def test_a_large_remainder_is_spilled_to_the_store_and_picked_up_again(
         monkeypatch,
         DART_BASE_URL=server.base_url,
         CRAWLER_TYPE="annual",
-        MAX_SYNC_SECONDS="2",
+        MAX_SYNC_SECONDS="5",
         CONCURRENCY="8",
     )
     rows = [

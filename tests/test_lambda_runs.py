@@ -17,10 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import asyncrawl.aws.handler as handler_module
 from asyncrawl.aws.answer import MAX_ANSWER_BYTES, kst_day
 from asyncrawl.aws.answers import crawl_result
-from asyncrawl.aws.handler import handler
+from asyncrawl.aws.handler import handler, reset_cold_start_cache
+from asyncrawl.errors import AsyncrawlError
 from asyncrawl.http import Request, Response
 from asyncrawl.outcomes import NoData, Ok, Outcome, Transient, classify_http_status
 from asyncrawl.results import ItemResult
@@ -30,6 +34,7 @@ from asyncrawl.runs.merge import invariant_holds, merge_summaries
 from asyncrawl.sinks.base import BlobStore
 from asyncrawl.testing.faults import FaultPlan, FaultServer
 from asyncrawl.testing.opendart import DEMO_COMPANIES
+from asyncrawl.testing.proxy import FaultProxy
 from test_lambda_handler import (  # the same fixtures and helpers
     API_KEY,
     BUCKET,
@@ -170,9 +175,9 @@ def fault_server() -> Iterator[Callable[[FaultPlan], FaultThread]]:
 
 
 def pages_env(monkeypatch: pytest.MonkeyPatch, server: FaultThread, **more: str | None) -> None:
+    more = {"CRAWL_JOB": "pages", **more}
     set_env(
         monkeypatch,
-        CRAWL_JOB="pages",
         PAGES_BASE_URL=server.server.url,
         CRAWLER_TYPE=None,
         DART_API_KEY=None,
@@ -188,8 +193,8 @@ def test_a_second_job_runs_through_the_handler_with_a_206_and_a_resume(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     moto_s3.create_bucket(BUCKET, versioned=True)
-    server = fault_server(FaultPlan(seed=5, latency=0.05, p_503=0.05))
-    pages_env(monkeypatch, server, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
+    server = fault_server(FaultPlan(seed=5, latency=0.2, p_503=0.05))
+    pages_env(monkeypatch, server, MAX_SYNC_SECONDS="4", CONCURRENCY="2")
 
     answers = follow(handler({"count": 60}, FakeContext()), FakeContext())
 
@@ -257,6 +262,70 @@ def test_items_carried_whole_in_a_token_come_back_through_the_source_codec(
     assert body_of(refused)["message"].startswith("continuation: item page-9 does not load")
 
 
+class LinkSource(PageSource):
+    """Page ``n`` links to pages ``2n``, ``2n + 1`` and ``n + 1`` (duplicates and cycles) up to
+    :data:`LAST_PAGE`: everything after page 1 is discovered while crawling."""
+
+    def classify(self, item: int, response: Response) -> Outcome:
+        outcome = super().classify(item, response)
+        found = tuple(n for n in (2 * item, 2 * item + 1, item + 1, 1) if n <= LAST_PAGE)
+        if isinstance(outcome, Ok):
+            return Ok(payload=outcome.payload, follow=found)
+        if isinstance(outcome, NoData):
+            return NoData(follow=found)
+        return outcome
+
+
+LAST_PAGE = 90
+
+
+class LinksJob(PagesJob):
+    """Start at page 1; the rest is discovered (and carried in tokens by the ItemCodec)."""
+
+    name = "links"
+
+    async def plan(self, event: Mapping[str, Any], config: Any, store: BlobStore) -> Plan[int]:
+        return Plan(items=[1], params={}, label="links")
+
+    def open_source(self, config: Any) -> LinkSource:
+        return LinkSource(config)
+
+
+def test_discovered_work_is_handed_over_in_the_token_and_finished(
+    moto_s3: MotoS3,
+    fault_server: Callable[[FaultPlan], FaultThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moto_s3.create_bucket(BUCKET, versioned=True)
+    job = LinksJob()
+    register_job(job)
+    try:
+        # Generous budgets: opening an S3 client alone can take seconds on a loaded machine.
+        server = fault_server(FaultPlan(seed=2, latency=0.25))
+        pages_env(monkeypatch, server, CRAWL_JOB="links", MAX_SYNC_SECONDS="6", CONCURRENCY="2")
+        answers = follow(handler({"count": 1}, FakeContext()), FakeContext())
+    finally:
+        unregister_job(job.name)
+
+    codes = [code for code, _ in answers]
+    assert codes[0] == 206, answers[0][1]["message"]
+    assert codes[-1] == 200, answers[-1][1]["message"]
+    parts = [body["crawl_result"] for _, body in answers]
+    merged = merge_summaries(parts)
+    assert invariant_holds(merged)
+    # Each page finished once; a page rediscovered in a later part counts as already done.
+    assert merged["ok"] + merged["no_data"] == LAST_PAGE
+    assert merged["duplicates"] > 0
+    stored = moto_s3.keys(f"{PREFIX}/data/pages/", bucket=BUCKET)
+    assert len(stored) == LAST_PAGE - len(range(7, LAST_PAGE + 1, 7))
+    for key in stored:
+        assert len(moto_s3.versions(key, bucket=BUCKET)) == 1
+    # Each page asked for once, but for attempts abandoned in flight at a hand-over.
+    asked = [a.item for a in server.arrivals()]
+    assert len(set(asked)) == LAST_PAGE
+    assert len(asked) - LAST_PAGE <= 2 * (len(answers) - 1)
+
+
 # --- signed tokens through the handler --------------------------------------------------------
 
 TEST_KEY = b"t" * 32
@@ -272,8 +341,8 @@ def test_forged_and_altered_tokens_answer_400(
     moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     moto_s3.create_bucket(BUCKET)
-    server = standin(plan=FaultPlan(latency=0.05))
-    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="1")
+    server = standin(plan=FaultPlan(latency=0.25))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="4", CONCURRENCY="1")
     first = body_of(handler({"companies": companies(4)}, FakeContext()))
     token, run_id = first["continuation"], first["run_id"]
     assert token is not None, first["message"]
@@ -336,7 +405,7 @@ def test_the_answer_stays_under_256_kib_with_30_000_items_remaining(
         DART_BASE_URL=server.base_url,
         CRAWL_YEARS="2022,2023,2024",
         FS_DIV="CFS",
-        MAX_SYNC_SECONDS="2",
+        MAX_SYNC_SECONDS="5",
         CONCURRENCY="2",
     )
     rows = [
@@ -373,7 +442,7 @@ def test_a_run_leased_by_another_invocation_answers_busy(
 ) -> None:
     moto_s3.create_bucket(BUCKET)
     server = standin(plan=FaultPlan(latency=0.2))
-    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="3", CONCURRENCY="1")
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="5", CONCURRENCY="1")
     results: dict[str, dict[str, Any]] = {}
 
     def first() -> None:
@@ -405,8 +474,8 @@ def test_replaying_the_token_of_a_finished_run_says_nothing_new_was_done(
     moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     moto_s3.create_bucket(BUCKET)
-    server = standin(plan=FaultPlan(latency=0.05))
-    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="1.5", CONCURRENCY="2")
+    server = standin(plan=FaultPlan(latency=0.25))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="4", CONCURRENCY="2")
     answers = follow(handler({"companies": companies(5)}, FakeContext()), FakeContext())
     assert answers[-1][0] == 200
     last_token = answers[-2][1]["continuation"]
@@ -439,12 +508,12 @@ def test_a_payload_less_run_too_big_for_one_invocation_fails_then_resumes_the_sa
             + "".join(f"{c['corp_code']},{c['corp_name']}\n" for c in companies(6))
         ).encode(),
     )
-    server = standin(plan=FaultPlan(latency=0.05))
+    server = standin(plan=FaultPlan(latency=0.25))
     set_env(
         monkeypatch,
         DART_BASE_URL=server.base_url,
         COMPANIES_URI=f"s3://{BUCKET}/lists/companies.csv",
-        MAX_SYNC_SECONDS="1.5",
+        MAX_SYNC_SECONDS="4",
         CONCURRENCY="2",
     )
     expected_run = f"opendart-quarter-{kst_day(datetime.now(UTC))}"
@@ -515,3 +584,130 @@ def test_500_messages_name_the_environment_variable_not_a_flag(
     assert "DART_BASE_URL" in message
     assert "--base-url" not in message
     assert API_KEY not in answer["body"]
+
+
+# --- storage that stops answering ---------------------------------------------------------------
+
+
+class ProxyThread(StandInThread):
+    """A FaultProxy on its own loop (the start/close calls fit it as well)."""
+
+
+@pytest.fixture
+def stalling_s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """moto behind a FaultProxy on its own loop; the function's S3 endpoint is the proxy."""
+    host, _, port = moto_s3.endpoint.removeprefix("http://").partition(":")
+    proxy = FaultProxy(host, int(port))
+    thread = ProxyThread(proxy)  # type: ignore[arg-type]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    yield proxy
+    proxy.mode = "pass"
+    thread.close()
+
+
+def answer_within(event: object, limit_s: float) -> dict[str, Any]:
+    """The handler's answer, run in a thread; fails (instead of hanging) past ``limit_s``."""
+    answers: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: answers.append(handler(event, FakeContext())))
+    thread.start()
+    thread.join(timeout=limit_s)
+    assert answers, f"no answer within {limit_s} s: the budget did not hold"
+    return answers[0]
+
+
+@pytest.mark.parametrize("stall_after", [0, 6], ids=["hung-from-the-start", "stalls-mid-run"])
+def test_a_hung_s3_still_gets_an_answer_naming_s3(
+    stall_after: int,
+    moto_s3: MotoS3,
+    stalling_s3: FaultProxy,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    if stall_after:
+        stalling_s3.stall_after_requests = stall_after
+    else:
+        stalling_s3.mode = "stall"
+    server = standin(plan=FaultPlan(latency=0.05))
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, MAX_SYNC_SECONDS="4", CONCURRENCY="2")
+
+    # Round 1 waited out botocore's 60 s x 5 attempts per call; the budget is 4 s.
+    answer = answer_within({"companies": companies(4)}, limit_s=60)
+
+    body = body_of(answer)
+    assert answer["statusCode"] in (206, 500), body
+    if answer["statusCode"] == 500:
+        assert "S3" in body["message"]
+        assert f"s3://{BUCKET}/{PREFIX}" in body["message"]
+    out = capsys.readouterr().out
+    assert API_KEY not in answer["body"] + out
+    assert "Traceback" not in answer["body"]
+    assert emf_lines(out)
+
+
+# --- fuzzing the handler's event path ----------------------------------------------------------
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats()
+    | st.text(max_size=10)
+    | st.sampled_from(["00126380", "2024", "quarter", "126380", "v2.x.y.z", "run-1"])
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["corp_code", "stock_code", "x", "n"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_fuzz_events = (
+    st.dictionaries(
+        st.sampled_from(
+            ["companies", "years", "crawler_type", "run_id", "continuation", "Items", "zzz"]
+        ),
+        _values,
+        max_size=4,
+    )
+    | _values
+)
+
+
+class _Reached(AsyncrawlError):
+    """The event got past every check and the plan: the crawl would start here."""
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(event=_fuzz_events)
+def test_fuzzed_events_answer_400_naming_a_field_or_reach_the_crawl(
+    event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_env(
+        monkeypatch,
+        DART_BASE_URL="http://127.0.0.1:9/api/",
+        CONTINUATION_SECRET="fuzz-secret-0123456789-0123456789",
+    )
+
+    async def reached(*args: Any, **kwargs: Any) -> Any:
+        raise _Reached("reached the crawl")
+
+    monkeypatch.setattr(handler_module, "run_resumable", reached)
+    reset_cold_start_cache()
+    answer = handler(event, FakeContext())
+    body = body_of(answer)
+    assert "Traceback" not in answer["body"]
+    if answer["statusCode"] == 400:
+        field = body["message"].split(":", 1)[0]
+        assert field, body["message"]
+        assert " " not in field or field.startswith("continuation"), body["message"]
+    else:
+        assert answer["statusCode"] == 500, body
+        # Past the event checks: the run would start (or a token's store lookup failed).
+        assert "reached the crawl" in body["message"] or "S3" in body["message"], body

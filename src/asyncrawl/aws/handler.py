@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..engine import CrawlConfig
-from ..errors import AsyncrawlError, ConfigError, ContinuationError
+from ..errors import AsyncrawlError, ConfigError, ContinuationError, SinkError
 from ..limiter import RateLimiter
 from ..runs.continuation import ContinuationState, decode, encode_or_spill, peek_run_id, resolve
 from ..runs.job import Job, Plan, get_job
@@ -41,12 +41,14 @@ from ..runs.lease import RunBusyError
 from ..runs.merge import COUNTERS, failed_count, remaining_count
 from ..runs.run import RunResult, run_resumable
 from ..runs.signing import RunKeys, SecretKeys, StoredRunKeys
-from ..sinks import BlobStore, new_run_id, open_store
+from ..sinks import BlobStore, new_run_id, open_store, read_summary
+from ..sinks.bounded import bounded
 from .answer import bad_request, crawl_answer, fatal, kst_day
 from .event import CrawlEvent, EventError, HandlerSettings, parse_event, settings_from_env
+from .ledger import quota_admission
 from .logs import configure_json_logging, log_context, reset_json_logging
 from .metrics import emf_record, emit_emf
-from .secrets import clear_cache
+from .secrets import clear_cache, load_api_key
 
 __all__ = [
     "SAFETY_MARGIN_S",
@@ -63,6 +65,10 @@ log = logging.getLogger(__name__)
 SAFETY_MARGIN_S = 10.0
 #: How long past the invocation's own end a lease lasts, so a crashed holder frees it soon.
 LEASE_MARGIN_S = 30.0
+#: The longest one storage call may take (and never past the budget).
+STORAGE_CALL_TIMEOUT_S = 10.0
+#: The longest one lease call may take (taking and giving back the run's lease).
+LEASE_CALL_TIMEOUT_S = 2.0
 _settings: HandlerSettings | None = None
 
 # Library errors name the parameter or the command-line flag; the function's user set an
@@ -273,7 +279,7 @@ def _engine_config(settings: HandlerSettings, budget: float) -> CrawlConfig:
     # Of the budget, keep back a grace for attempts in flight and time to flush what was
     # fetched (journal, summary, continuation), so the answer leaves before the budget ends.
     grace = min(2.0, budget * 0.1)
-    flush = min(10.0, budget * 0.15)
+    flush = min(10.0, max(budget * 0.15, min(1.5, budget * 0.3)))
     work = max(budget - grace - flush, 0.1)
     attempt = settings.attempt_timeout if settings.attempt_timeout is not None else 30.0
     return CrawlConfig(
@@ -317,6 +323,31 @@ async def _resume(
     return plan, state
 
 
+async def _earlier(
+    store: BlobStore, run_id: str, state: ContinuationState
+) -> tuple[Mapping[str, Any] | None, bool]:
+    """The run's document before this part, and whether items found finished still count.
+
+    The stored summary.json when it is the token's own (it has the whole ``failed`` list) or
+    newer (a replayed old token: it already counts what later parts finished, so those items
+    must not count twice); else the token's own counts.
+    """
+    totals = {"run_id": run_id, **state.totals} if state.totals else None
+    try:
+        stored = await read_summary(store, run_id)
+    except (AsyncrawlError, ValueError):
+        return totals, True
+    if stored is None or totals is None:
+        return totals, True
+    made, now = totals.get("invocations", 0), stored.get("invocations", 0)
+    if not isinstance(made, int) or not isinstance(now, int) or now < made:
+        return totals, True
+    if now == made:
+        same = all(stored.get(name) == totals.get(name) for name in ("planned", "ok"))
+        return (stored, True) if same else (totals, True)
+    return stored, False
+
+
 def _load_carried(source: Any, state: ContinuationState) -> list[Any]:
     """The discovered items the token carries whole, read back by the Source's ItemCodec."""
     if not state.items:
@@ -352,7 +383,26 @@ async def _invoke(
 ) -> dict[str, Any]:
     config = settings.job_config
     limiter = RateLimiter(settings.rates)
-    async with open_store(settings.out_uri) as store:
+    loop = asyncio.get_running_loop()
+    # Every storage call (company list, token key, journal, data, summary, continuation)
+    # ends by the invocation's budget: a hung S3 becomes a SinkError naming it, never a
+    # function timeout (the answer still has SAFETY_MARGIN_S to leave).
+    ends_at = loop.time() + budget - (time.monotonic() - started)
+    async with open_store(settings.out_uri) as raw_store:
+        store = bounded(
+            raw_store,
+            deadline_at=ends_at,
+            call_timeout=STORAGE_CALL_TIMEOUT_S,
+            name=f"S3 store {settings.out_uri} (S3_BUCKET/S3_PREFIX)",
+        )
+        # The lease is given back even when the crawl used its whole budget (else the next
+        # invocation would find the run busy): its calls may use part of the safety margin.
+        lease_store = bounded(
+            raw_store,
+            deadline_at=ends_at + SAFETY_MARGIN_S / 2,
+            call_timeout=LEASE_CALL_TIMEOUT_S,
+            name=f"S3 store {settings.out_uri} (S3_BUCKET/S3_PREFIX)",
+        )
         keys = _keys(settings, store)
         state: ContinuationState | None = None
         if work.continuation is not None:
@@ -364,28 +414,43 @@ async def _invoke(
         carried = _load_carried(source, state) if state is not None else []
         if state is not None and state.limiter:
             limiter.import_state(state.limiter)
-        earlier = None
-        if state is not None and state.totals:
-            earlier = {"run_id": run_id, **state.totals}
+        earlier, fold = await _earlier(store, run_id, state) if state else (None, True)
         seed_keys = {source.key(item) for item in plan.items}
-        result: RunResult[Any] = await run_resumable(
-            source,
-            [*plan.items, *carried],
-            store=store,
-            run_id=run_id,
-            # The budget runs from the invocation's start: planning (a long company list, a
-            # spilled continuation) has already used some of it.
-            config=_engine_config(settings, budget - (time.monotonic() - started)),
-            data_key=job.data_key,
-            limiter=limiter,
-            earlier=earlier,
-            lease_ttl_s=lease_ttl,
-        )
-        continuation = None
-        if result.remaining_items and not result.stopped:
-            continuation = await _continuation(
-                job, plan, source, result, seed_keys, limiter, keys, store, run_id, state
+        if state is None and plan.items:
+            # Made now, not in the flush reserve at the end: a token may be needed then.
+            await keys.create(run_id)
+        # The budget runs from the invocation's start: planning (a long company list, a
+        # spilled continuation) has already used some of it.
+        config = _engine_config(settings, budget - (time.monotonic() - started))
+        # With QUOTA_LEDGER_TABLE set, every request first draws from the shared daily quota.
+        async with quota_admission(os.environ, api_key=lambda: load_api_key(os.environ)) as http:
+            result: RunResult[Any] = await run_resumable(
+                source,
+                [*plan.items, *carried],
+                store=store,
+                run_id=run_id,
+                config=config,
+                # ...and the lease and the journal come before the crawl starts: the engine's
+                # deadline is a moment on the clock, not a length from whenever it starts.
+                deadline_at=loop.time() + (config.deadline_s or 0.0),
+                data_key=job.data_key,
+                limiter=limiter,
+                fetcher=http,
+                earlier=earlier,
+                fold=fold,
+                lease_ttl_s=lease_ttl,
+                lease_store=lease_store,
             )
+        continuation = None
+        if result.remaining_items and result.fatal is None:
+            try:
+                continuation = await _continuation(
+                    job, plan, source, result, seed_keys, limiter, keys, store, run_id, state
+                )
+            except SinkError:
+                if result.sink_error is None:
+                    raise  # the store failed only now: 500 naming it
+                # The store had failed already: the 500 below names it.
     return _answer(work, settings, job, inv, plan, result, continuation, started)
 
 
@@ -416,9 +481,11 @@ async def _continuation(
     totals = {
         name: value
         for name, value in result.document.items()
-        if name in ("planned", *COUNTERS, "elapsed_s", "invocations") and value is not None
+        if name in ("planned", *COUNTERS, "elapsed_s", "invocations", "status_counts")
+        and value is not None
     }
     totals["failed_count"] = failed_count(result.document)
+    totals["remaining_count"] = remaining_count(result.document)
     state = ContinuationState(
         run_id=run_id,
         job=job.name,
@@ -458,7 +525,7 @@ def _answer(
     if result.fatal is not None:
         status_code, status = 500, "fatal"
         message = f"upstream refused the run: {result.fatal.reason}. {message}"
-    elif result.sink_error is not None:
+    elif result.sink_error is not None and continuation is None:
         status_code, status = 500, "fatal"
         message = f"could not store results in S3 (S3_BUCKET/S3_PREFIX): {result.sink_error}"
     elif left and work.payload_less:
@@ -469,6 +536,11 @@ def _answer(
         )
     elif left:
         status_code, status = 206, "partial"
+        if result.sink_error is not None:  # stopped by the store, yet the token was saved
+            message = (
+                f"storing stopped ({result.sink_error}); the continuation holds the "
+                f"{left} remaining item(s). {message}"
+            )
     else:
         status_code, status = 200, "finished"
         if part.get("planned", 0) and part.get("planned") == part.get("already_done"):

@@ -20,27 +20,40 @@ At the end of an invocation :meth:`QuotaLedger.close` returns the unused part of
 (``ADD granted -unused``); a block lost to a crash is only lost for that day.
 
 :class:`QuotaLedger` is also the per-request admission: ``await ledger.admit()`` before each
-request either returns (one request granted) or raises :class:`QuotaUsed` ("daily quota used"),
-which the run layer treats like OpenDART's 020 (stop the run, items remaining, resume the next
-day with the same run id), except that OpenDART never had to say it.
+request either returns (one request granted) or raises :class:`QuotaUsed` ("daily quota used").
+:class:`LedgerFetcher` puts it in front of any Fetcher: a request the ledger refuses is never
+sent, and is answered with OpenDART's own "daily quota used" body (status 020), so the source
+classifies it as OpenDART would (the run stops, items remaining, and the next day's run with the
+same run id continues), except that OpenDART never had to say it.
+
+In the Lambda, :func:`quota_admission` builds it from the environment: ``QUOTA_LEDGER_TABLE``
+(the table; unset: no ledger), ``QUOTA_KEY_NAME`` (default: :func:`key_fingerprint` of the key),
+``QUOTA_DAILY_LIMIT`` (default 18000) and ``QUOTA_BLOCK`` (default 50).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import AsyncrawlError, ConfigError
 
+if TYPE_CHECKING:
+    from ..http import Fetcher, Request, Response
+
 __all__ = [
     "KST",
+    "LedgerFetcher",
     "QuotaLedger",
     "QuotaUsed",
     "key_fingerprint",
     "kst_day",
+    "quota_admission",
 ]
 
 #: Korea Standard Time: UTC+9, no daylight saving time. OpenDART's day ends at midnight KST.
@@ -223,3 +236,84 @@ class QuotaLedger:
 def _wall_clock() -> float:
     # The KST day is a calendar fact, so this is wall-clock time, not the loop's clock.
     return datetime.now(UTC).timestamp()
+
+
+def _opendart_quota_used(error: QuotaUsed) -> Response:
+    from ..http import Response
+
+    body = json.dumps({"status": "020", "message": str(error)}).encode()
+    return Response(status=200, headers={"Content-Type": "application/json"}, body=body)
+
+
+class LedgerFetcher:
+    """A Fetcher that asks the ledger before every request it sends through ``inner``.
+
+    A refused request is not sent; ``refused(error)`` answers it instead (default: OpenDART's
+    020 body, "daily quota used").
+    """
+
+    def __init__(
+        self,
+        inner: Fetcher,
+        ledger: QuotaLedger,
+        *,
+        refused: Callable[[QuotaUsed], Response] = _opendart_quota_used,
+    ) -> None:
+        self._inner = inner
+        self._ledger = ledger
+        self._refused = refused
+        self.refusals = 0
+
+    async def fetch(self, request: Request, *, timeout: float) -> Response:
+        """Admit, then send; or answer for the ledger without sending."""
+        try:
+            await self._ledger.admit()
+        except QuotaUsed as error:
+            self.refusals += 1
+            return self._refused(error)
+        return await self._inner.fetch(request, timeout=timeout)
+
+
+def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(name, f"{text!r}: give a whole number of requests, e.g. {default}")
+    return int(text)
+
+
+@asynccontextmanager
+async def quota_admission(
+    environ: Mapping[str, str], *, api_key: Callable[[], str] | None = None
+) -> AsyncIterator[Fetcher | None]:
+    """The run's fetcher behind the ledger the environment names, or None without one.
+
+    Opens an aiohttp fetcher and an aioboto3 DynamoDB client for the invocation, and returns
+    the unused reservation when it ends. ``api_key`` gives the key for the default
+    ``QUOTA_KEY_NAME`` (its fingerprint, never the key itself).
+    """
+    table = environ.get("QUOTA_LEDGER_TABLE", "").strip()
+    if not table:
+        yield None
+        return
+    name = environ.get("QUOTA_KEY_NAME", "").strip()
+    if not name:
+        if api_key is None:
+            raise ConfigError("QUOTA_KEY_NAME", "name the key in the ledger (e.g. dart-key-1)")
+        name = key_fingerprint(api_key())
+    limit = _positive(environ, "QUOTA_DAILY_LIMIT", 18000)
+    block = _positive(environ, "QUOTA_BLOCK", 50)
+    import aioboto3  # only with a ledger
+
+    from ..http import AiohttpFetcher
+
+    async with (
+        aioboto3.Session().client("dynamodb") as client,
+        AiohttpFetcher() as inner,
+    ):
+        ledger = QuotaLedger(
+            client=client, table=table, key_name=name, daily_limit=limit, block=block
+        )
+        async with ledger:
+            yield LedgerFetcher(inner, ledger)

@@ -81,7 +81,18 @@ _B64 = re.compile(r"[A-Za-z0-9_-]+")
 _HEX = re.compile(r"[0-9a-f]{1,4096}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PAYLOAD_KEYS = frozenset({"job", "run", "n", "params", "totals", "rem", "items", "lim", "ptr"})
-_TOTAL_KEYS = frozenset({"planned", *COUNTERS, "failed_count", "elapsed_s", "invocations"})
+_TOTAL_KEYS = frozenset(
+    {
+        "planned",
+        *COUNTERS,
+        "failed_count",
+        "remaining_count",
+        "elapsed_s",
+        "invocations",
+        "status_counts",
+    }
+)
+_MAX_STATUSES = 256
 _JOB_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 
 #: ``await keys(run_id)``: the signing key of a run (see :mod:`asyncrawl.runs.signing`).
@@ -97,7 +108,18 @@ def _check_totals(totals: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("totals", f"must hold only {', '.join(sorted(_TOTAL_KEYS))}")
     checked: dict[str, Any] = {}
     for name, value in totals.items():
-        if name == "elapsed_s":
+        if name == "status_counts":
+            if (
+                not isinstance(value, Mapping)
+                or len(value) > _MAX_STATUSES
+                or not all(
+                    isinstance(k, str) and len(k) <= 64 and type(v) is int and 0 <= v < 2**53
+                    for k, v in value.items()
+                )
+            ):
+                raise ConfigError("totals.status_counts", "must map statuses to counts")
+            checked[name] = dict(value)
+        elif name == "elapsed_s":
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
                 raise ConfigError("totals.elapsed_s", f"must be seconds >= 0, not {value!r}")
             checked[name] = float(value)

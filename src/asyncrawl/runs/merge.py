@@ -16,14 +16,16 @@ Buckets. Every planned item ends in exactly one::
 already finished (found in the run's journal: not fetched, not written again); ``skipped``
 counts what a crawl's depth or size limits left out. Both are 0 unless present.
 
-Merging parts of one run (invocation 2 planned exactly what invocation 1 left remaining):
-``planned`` is the first part's, every bucket and counter adds up, ``failed`` samples are
-concatenated (bounded), ``remaining`` is the last part's, and ``invocations`` counts parts.
-The invariant then holds on the merged counts whenever it held on each part.
+Merging parts of one run (invocation 2 planned what invocation 1 left remaining, plus what
+it discovered while crawling): ``planned`` is the first part's plus, for each later part, what
+it planned beyond the previous part's remaining; every bucket and counter adds up, ``failed``
+samples are concatenated (bounded), ``remaining`` is the last part's, and ``invocations``
+counts parts. The invariant then holds on the merged counts whenever it held on each part.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -40,7 +42,16 @@ __all__ = [
 ]
 
 #: Counters that add up across parts (absent means 0).
-COUNTERS = ("ok", "no_data", "already_done", "skipped", "duplicates", "requests", "retries")
+COUNTERS = (
+    "ok",
+    "no_data",
+    "already_done",
+    "skipped",
+    "duplicates",
+    "requests",
+    "retries",
+    "hedges",
+)
 #: Entries kept in a bounded ``failed`` or ``remaining`` list.
 DEFAULT_SAMPLE = 100
 
@@ -92,10 +103,12 @@ def merge_summaries(
     if not parts:
         raise ValueError("parts: merge_summaries needs at least one summary")
     first, last = parts[0], parts[-1]
-    merged: dict[str, Any] = {
-        "run_id": first.get("run_id"),
-        "planned": _count(first, "planned"),
-    }
+    # A later part plans what the one before left remaining, plus what it discovered.
+    planned = _count(first, "planned") + sum(
+        max(_count(part, "planned") - remaining_count(before), 0)
+        for before, part in itertools.pairwise(parts)
+    )
+    merged: dict[str, Any] = {"run_id": first.get("run_id"), "planned": planned}
     for name in COUNTERS:
         merged[name] = sum(_count(p, name) for p in parts)
     status_counts: Counter[str] = Counter()

@@ -10,15 +10,27 @@ job) and the Lambda handler (for whichever job ``CRAWL_JOB`` names). In order:
    twice, and says so);
 3. crawl the rest, storing each result through a :class:`~asyncrawl.sinks.RecordSink`;
 4. whatever ended the crawl (the plan's end, the deadline, a fatal answer, a failing store,
-   cancellation), flush the journal and write ``_meta/runs/{run_id}/summary.json``: this
-   part's summary merged (:func:`asyncrawl.runs.merge.merge_summaries`) onto the run's
-   earlier parts when there were some;
+   cancellation), flush the journal and write ``_meta/runs/{run_id}/summary.json``: the
+   run's document (see below);
 5. hand back the remaining items by key (for a continuation), and release the lease.
+
+Two summaries come out. The **part** (a Lambda answer's ``crawl_result``) says what this part
+did: ``planned`` is what it was given, ``ok`` / ``no_data`` what it finished now, and
+``already_done`` what it found finished (a bucket of its own: ``planned == ok + no_data +
+already_done + failed + remaining``). The **document** (``summary.json``) is the run's: the
+part merged (:func:`asyncrawl.runs.merge.merge_summaries`) onto the run's earlier document
+when there is one, with items found finished counted as ``ok`` / ``no_data`` (they were
+finished in this run, by a part whose answer was lost or by an earlier re-run), so the
+contract's ``planned == ok + no_data + failed + remaining`` holds; ``resumed`` says how many
+of them this part did not fetch. ``fold=False`` leaves them out instead, for an ``earlier``
+document that already counts them (a replayed old token).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -29,13 +41,14 @@ from ..engine import CrawlConfig, run
 from ..errors import SinkError, UpstreamFatalError
 from ..http import AiohttpFetcher, Fetcher
 from ..limiter import RateLimiter
+from ..outcomes import NoData, Ok
 from ..pipeline import deliver
 from ..results import ItemResult
 from ..sinks import BlobStore, RecordSink, RunJournal, summary_key, write_summary
 from ..source import Source
 from ..summary import RunSummary
 from .lease import RunBusyError, open_lease
-from .merge import merge_summaries
+from .merge import bound_summary, merge_summaries
 
 __all__ = ["RunResult", "run_resumable"]
 
@@ -80,10 +93,13 @@ async def run_resumable(
     run_id: str,
     config: CrawlConfig,
     data_key: Callable[[ItemResult[Any]], str],
+    deadline_at: float | None = None,
     limiter: RateLimiter | None = None,
     fetcher: Fetcher | None = None,
     earlier: Mapping[str, Any] | None = None,
+    fold: bool = True,
     lease_ttl_s: float | None = None,
+    lease_store: BlobStore | None = None,
     on_result: Callable[[ItemResult[Any]], None] | None = None,
     on_start: Callable[[Any], None] | None = None,
 ) -> RunResult[T]:
@@ -91,13 +107,18 @@ async def run_resumable(
 
     ``earlier`` is the run's merged summary before this part (a continuation's totals), or
     None for a first part or a re-run that planned everything again. With ``lease_ttl_s`` the
-    run's lease is held for the whole part (:class:`RunBusyError` when another holds it).
-    Cancellation is re-raised after the summary is written; a fatal upstream error and a
-    failing store are reported in the result.
+    run's lease is held for the whole part (:class:`RunBusyError` when another holds it), in
+    ``lease_store`` when given (its own time limits: giving the lease back must not fail
+    because the crawl used its whole budget, or the next part would find the run busy).
+    ``deadline_at`` (the running loop's clock) makes the engine's deadline end there however
+    long the lease and the journal took. Cancellation is re-raised after the summary is
+    written; a fatal upstream error and a failing store are reported in the result.
     """
-    lease = open_lease(store, run_id, lease_ttl_s) if lease_ttl_s is not None else None
+    lease = None
+    if lease_ttl_s is not None:
+        lease = open_lease(lease_store or store, run_id, lease_ttl_s)
     if lease is not None and not await lease.acquire():
-        raise RunBusyError(run_id, lease_ttl_s or 0.0)
+        raise RunBusyError(run_id, lease.busy_until)
     try:
         return await _run(
             source,
@@ -106,9 +127,11 @@ async def run_resumable(
             run_id=run_id,
             config=config,
             data_key=data_key,
+            deadline_at=deadline_at,
             limiter=limiter,
             fetcher=fetcher,
             earlier=earlier,
+            fold=fold,
             on_result=on_result,
             on_start=on_start,
         )
@@ -128,9 +151,11 @@ async def _run(
     run_id: str,
     config: CrawlConfig,
     data_key: Callable[[ItemResult[Any]], str],
+    deadline_at: float | None,
     limiter: RateLimiter | None,
     fetcher: Fetcher | None,
     earlier: Mapping[str, Any] | None,
+    fold: bool,
     on_result: Callable[[ItemResult[Any]], None] | None,
     on_start: Callable[[Any], None] | None,
 ) -> RunResult[T]:
@@ -155,7 +180,12 @@ async def _run(
     fatal: UpstreamFatalError | None = None
     sink_error: SinkError | None = None
     already = already_ok + already_no_data
+    if deadline_at is not None:
+        left = max(deadline_at - asyncio.get_running_loop().time(), 0.05)
+        config = dataclasses.replace(config, deadline=min(config.deadline_s or left, left))
     async with _open_fetcher(fetcher) as http:
+        # ``done`` also reaches the engine: a child discovered now whose key an earlier part
+        # finished is counted, not fetched again (seeds were taken out above).
         crawl = run(
             source,
             todo,
@@ -164,12 +194,23 @@ async def _run(
             limiter=limiter,
             run_id=run_id,
             total=len(todo),
+            done=done,
             confirm=True,
         )
+        stored = {"ok": 0, "no_data": 0}
+
+        def count(result: ItemResult[Any]) -> None:
+            if isinstance(result.outcome, Ok):
+                stored["ok"] += 1
+            elif isinstance(result.outcome, NoData):
+                stored["no_data"] += 1
+            if on_result is not None:
+                on_result(result)
+
         if on_start is not None:
             on_start(crawl)
         try:
-            await deliver(crawl, sink, on_result=on_result)
+            await deliver(crawl, sink, on_result=count)
         except UpstreamFatalError as error:
             fatal = error
             log.error("run %s stopped: %s", run_id, error.reason)
@@ -180,10 +221,24 @@ async def _run(
             # Shielded: on cancellation (Ctrl-C) the journal and summary must still be written.
             summary = crawl.summary
             part = summary.to_dict()
-            part["planned"] = summary.planned + already
+            # Discovered children the journal already had: the engine counted them finished.
+            child_ok = max(summary.ok - stored["ok"], 0)
+            child_no_data = max(summary.no_data - stored["no_data"], 0)
+            part["ok"], part["no_data"] = summary.ok - child_ok, summary.no_data - child_no_data
+            already_ok += child_ok
+            already_no_data += child_no_data
+            already = already_ok + already_no_data
+            part["planned"] = summary.planned + already - child_ok - child_no_data
             part["already_done"] = already
-            document = merge_summaries([earlier, part], sample=_UNBOUNDED) if earlier else part
-            await asyncio.shield(_finish(sink, store, run_id, document))
+            counted = dict(part, already_done=0)
+            if fold:
+                counted["ok"] += already_ok
+                counted["no_data"] += already_no_data
+            document = (
+                merge_summaries([earlier, counted], sample=_UNBOUNDED) if earlier else counted
+            )
+            document["resumed"] = already
+            finish_error = await asyncio.shield(_finish(sink, store, run_id, document))
     remaining = {key: by_key[key] for key in summary.remaining if key in by_key}
     unfinished = getattr(crawl, "unfinished_items", None)
     if callable(unfinished):  # discovered items the plan did not have (engine discovery)
@@ -196,7 +251,7 @@ async def _run(
         summary_key=summary_key(run_id),
         remaining_items=remaining,
         fatal=fatal,
-        sink_error=sink_error,
+        sink_error=sink_error or finish_error,
         already_done=already,
         already_ok=already_ok,
     )
@@ -204,12 +259,26 @@ async def _run(
 
 async def _finish(
     sink: RecordSink, store: BlobStore, run_id: str, document: Mapping[str, Any]
-) -> None:
+) -> SinkError | None:
+    """Flush the journal and store the summary; the store's error, if it failed."""
+    failure: SinkError | None = None
     try:
         await sink.aclose()
     except SinkError as error:  # the summary still goes out; the items stay resumable by data
         log.error("run %s: could not flush the journal: %s", run_id, error)
-    await write_summary(store, run_id, document)
+        failure = error
+    try:
+        await write_summary(store, run_id, document)
+    except SinkError as error:
+        # Nothing may go unaccounted: the summary's bounded form goes to the log instead.
+        log.error(
+            "run %s: could not store its summary (%s); the summary is %s",
+            run_id,
+            error,
+            json.dumps(bound_summary(document, sample=20, max_bytes=16 * 1024)),
+        )
+        failure = failure or error
+    return failure
 
 
 @asynccontextmanager
