@@ -61,6 +61,8 @@ class Feed(Generic[T]):
         self.exhausted = False
         #: ``max_items`` was reached: the input is not read further.
         self.capped = False
+        # Neither of those (one flag for the per-item check).
+        self._reading = True
         #: Input items read so far: a later run continues the input from there.
         self.position = 0
 
@@ -74,7 +76,7 @@ class Feed(Generic[T]):
     @property
     def has_more(self) -> bool:
         """Whether another worker could find an item now."""
-        return bool(self.discovered) or not (self.exhausted or self.capped)
+        return self._reading or bool(self.discovered)
 
     async def next(self) -> tuple[str, T, int] | None:
         """The next item to crawl with its key and depth, or None when there is none now.
@@ -86,9 +88,9 @@ class Feed(Generic[T]):
         while life.state is RUNNING:
             if self.discovered:
                 return self.discovered.popleft()
-            if self.exhausted or self.capped:
+            if not self._reading:
                 return None
-            if self._pull_lock.locked():
+            if self._async_items is not None and self._pull_lock.locked():
                 # Another worker already waits for the input: queueing behind it would hold
                 # this worker while discovered items pile up. It ends instead; the next
                 # discovery or input item starts workers again.
@@ -97,6 +99,7 @@ class Feed(Generic[T]):
                 item = await self._pull()
             except StopAsyncIteration:
                 self.exhausted = True
+                self._reading = False
                 return None
             except _Stopped:
                 return None
@@ -154,6 +157,7 @@ class Feed(Generic[T]):
             ledger.skipped += 1
             if depth == 0:
                 self.capped = True  # an endless input is not read past the cap
+                self._reading = False
             return None
         self._admitted += 1
         return key
@@ -189,6 +193,7 @@ class Feed(Generic[T]):
         if self.exhausted or not isinstance(self._items, Sequence):
             return
         self.exhausted = True
+        self._reading = False
         not_started = self._ledger.not_started
         try:
             for item in self._items[self.position :]:
