@@ -73,6 +73,21 @@ class LatencyHistogram:
         if seconds > self.max:
             self.max = seconds
 
+    def record_many(self, values: list[float]) -> None:
+        """Count many latencies (one loop, no call per value: the engine records in batches)."""
+        counts = self._counts
+        top = self.max
+        for seconds in values:
+            if seconds <= _LOW:
+                counts[0] += 1
+                continue
+            index = int((_LOG(seconds) - _LOG_LOW) * _PER_LOG) + 1
+            counts[index if index < _BUCKETS else _BUCKETS - 1] += 1
+            if seconds > top:
+                top = seconds
+        self.max = top
+        self.count += len(values)
+
     def quantile(self, fraction: float) -> float:
         """The latency below which ``fraction`` of those recorded fall (a bucket's upper edge,
         never above the maximum); 0.0 when nothing was recorded."""

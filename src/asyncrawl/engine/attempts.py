@@ -37,7 +37,7 @@ from ..results import ItemResult
 from ..retry import RetryableOutcome, is_retryable, retrying
 from ..source import Source
 from .config import CrawlConfig
-from .ledger import Ledger
+from .ledger import FOLD_EVERY, Ledger
 from .lifecycle import RUNNING, Lifecycle
 
 __all__ = ["Attempts"]
@@ -104,7 +104,7 @@ class Attempts(Generic[T]):
         # Bound once: read on every attempt.
         self._in_flight = life.in_flight
         self._count_status = ledger.count_status
-        self._record_latency = ledger.latency.record
+        self._samples = ledger.samples
         self._breaker = CircuitBreaker(config.breaker)
         self._rng = random.Random(config.seed)  # noqa: S311 - jitter, not cryptography
         # Read on every attempt, so worked out once (durations are already seconds).
@@ -239,7 +239,10 @@ class Attempts(Generic[T]):
             if error.status not in _NOT_SENT and not is_idempotent(request):
                 raise _MaybeSent(error) from None
             raise
-        self._record_latency(response.elapsed)
+        samples = self._samples
+        samples.append(response.elapsed)
+        if len(samples) >= FOLD_EVERY:
+            ledger.fold_latencies()
         try:
             outcome = self._source.classify(item, response)
         except Exception as error:  # a Source bug fails this item, not the run
@@ -273,12 +276,12 @@ class Attempts(Generic[T]):
     def _hedge_delay(self) -> float:
         """Seconds before a hedge: fixed, or learned from the latencies seen so far."""
         if self._hedge_learned:
-            latency = self._ledger.latency
-            seen = latency.count
+            ledger = self._ledger
+            seen = ledger.latency.count
             if seen >= self._hedge_learned_at + _RELEARN_EVERY:
                 self._hedge_learned_at = seen
                 self._hedge_after = max(
-                    self._config.hedge_floor_s, latency.quantile(self._config.hedge_quantile)
+                    self._config.hedge_floor_s, ledger.latency.quantile(self._config.hedge_quantile)
                 )
             elif seen < _RELEARN_EVERY:
                 return math.inf  # nothing learned yet: no hedge

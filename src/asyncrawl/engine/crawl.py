@@ -74,6 +74,7 @@ class Crawl(Generic[T]):
             ledger=self._ledger,
             life=self._life,
         )
+        self._hand_over = self._ledger.hand_over  # bound once: called for every result
         # Used as `async with` (the context manager closes) or a bare `async for` (the end of
         # the stream closes).
         self._managed = False
@@ -211,7 +212,7 @@ class Crawl(Generic[T]):
                 raise life.fatal
             raise StopAsyncIteration
         result: ItemResult[T] = entry
-        self._ledger.hand_over(result)
+        self._hand_over(result)
         return result
 
     # -- lifecycle ------------------------------------------------------------------------

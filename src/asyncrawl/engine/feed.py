@@ -50,11 +50,12 @@ class Feed(Generic[T]):
         self._done_before = dict(done or {})
         self._max_depth = config.max_depth
         self._max_items = config.max_items
+        self._limited = config.max_depth is not None or config.max_items is not None
         self._sync_items: Iterator[T] | None = None
         self._async_items: AsyncIterator[T] | None = None
         self._pull_lock = asyncio.Lock()
         self._seen: set[str] = set()
-        self._admitted = 0  # items given to workers (what max_items caps)
+        self._admitted = 0  # items given to workers (what max_items caps; counted if limited)
         #: Discovered items not started yet: (key, item, depth).
         self.discovered: deque[tuple[str, T, int]] = deque()
         #: The input has no more items.
@@ -150,17 +151,23 @@ class Feed(Generic[T]):
         if earlier is not None:
             ledger.count_finished(NoData() if earlier == "no_data" else Ok(payload=None))
             return None
+        if self._limited:
+            return key if self._admit(depth) else None
+        return key
+
+    def _admit(self, depth: int) -> bool:
+        """Whether the depth and item limits let this item be crawled (else it is skipped)."""
         if self._max_depth is not None and depth > self._max_depth:
-            ledger.skipped += 1
-            return None
+            self._ledger.skipped += 1
+            return False
         if self._max_items is not None and self._admitted >= self._max_items:
-            ledger.skipped += 1
+            self._ledger.skipped += 1
             if depth == 0:
                 self.capped = True  # an endless input is not read past the cap
                 self._reading = False
-            return None
+            return False
         self._admitted += 1
-        return key
+        return True
 
     def follow(self, found: tuple[Any, ...], depth: int) -> list[T]:
         """Plan the items an answer found; those to be crawled are queued and returned."""
