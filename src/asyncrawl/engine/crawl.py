@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, Self, TypeVar
 from ..errors import ConfigError
 from ..http import Fetcher
 from ..limiter import RateLimiter
+from ..outcomes import Failed
 from ..results import ItemResult
 from ..source import Source
 from ..summary import RunCounts, RunSummary
@@ -73,6 +74,7 @@ class Crawl(Generic[T]):
             ledger=self._ledger,
             life=self._life,
         )
+        self._hand_over = self._ledger.hand_over  # bound once: called for every result
         # Used as `async with` (the context manager closes) or a bare `async for` (the end of
         # the stream closes).
         self._managed = False
@@ -210,7 +212,7 @@ class Crawl(Generic[T]):
                 raise life.fatal
             raise StopAsyncIteration
         result: ItemResult[T] = entry
-        self._ledger.hand_over(result)
+        self._hand_over(result)
         return result
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -258,50 +260,52 @@ class Crawl(Generic[T]):
         await self._queue.put(_END)
 
     async def _work(self) -> None:
-        """One worker: take the next item, crawl it, hand its result over; until none is left."""
-        try:
-            await self._work_items()
-        except Exception as error:  # an engine bug: surface it, do not hang the consumer
-            self._life.fail(error)
-        finally:
-            self._active_workers -= 1
-            if self._active_workers == 0:
-                self._workers_done.set()
+        """One worker: take the next item, crawl it, hand its result over; until none is left.
 
-    async def _work_items(self) -> None:
+        One coroutine, not a wrapper around a loop: every resumption of a worker passes
+        through each frame of its coroutine chain, twice per item.
+        """
         life = self._life
         feed = self._feed
         pending = self._ledger.pending
         crawl_item = self._attempts.crawl_item
         concurrency = self._config.concurrency
-        while life.state is RUNNING:
-            try:
-                pulled = await feed.next()
-            except asyncio.CancelledError:
-                if not self._abandoned():
-                    raise
-                return  # the input was still waiting for its next item when the grace ran out
-            if pulled is None:
-                return
-            if self._active_workers < concurrency and feed.has_more:
-                self._spawn_worker()
-            key, item, depth = pulled
-            pending[key] = item
-            try:
-                result = await crawl_item(key, item)
-            except asyncio.CancelledError:
-                if not self._abandoned():
-                    raise
-                return  # abandoned by the deadline's grace or a fatal stop: it stays remaining
-            if result is not None:
-                follow = getattr(result.outcome, "follow", ())
-                if follow:
-                    result = self._follow(result, follow, depth + 1)
-                await self._queue.put(result)
-            # Let the other answers that arrived in this loop turn be read before this worker
-            # sends its next request. Measured: ~9% less client CPU per request against a
-            # loopback server (sends batched after reads cost the kernel less than interleaved).
-            await asyncio.sleep(0)
+        try:
+            while life.state is RUNNING:
+                try:
+                    pulled = await feed.next()
+                except asyncio.CancelledError:
+                    if not self._abandoned():
+                        raise
+                    return  # the input still waited for its next item when the grace ran out
+                if pulled is None:
+                    return
+                if self._active_workers < concurrency and feed.has_more:
+                    self._spawn_worker()
+                key, item, depth = pulled
+                pending[key] = item
+                try:
+                    result = await crawl_item(key, item)
+                except asyncio.CancelledError:
+                    if not self._abandoned():
+                        raise
+                    return  # abandoned by the grace or a fatal stop: the item stays remaining
+                if result is not None:
+                    outcome = result.outcome
+                    follow = () if isinstance(outcome, Failed) else outcome.follow
+                    if follow:
+                        result = self._follow(result, follow, depth + 1)
+                    await self._queue.put(result)
+                # Let the other answers that arrived in this loop turn be read before this
+                # worker sends its next request. Measured: ~9% less client CPU per request
+                # against a loopback server (sends batched after reads cost the kernel less).
+                await asyncio.sleep(0)
+        except Exception as error:  # an engine bug: surface it, do not hang the consumer
+            life.fail(error)
+        finally:
+            self._active_workers -= 1
+            if self._active_workers == 0:
+                self._workers_done.set()
 
     def _abandoned(self) -> bool:
         """After a CancelledError: True when a stop abandoned this worker's work (it then
