@@ -264,3 +264,55 @@ def test_property_every_planned_key_ends_in_exactly_one_bucket(scenario: dict[st
     assert {f"page-{page}" for page in unfinished} <= remaining
     if scenario["deadline"] is None:
         assert remaining == {f"page-{page}" for page in unfinished}
+
+
+@pytest.mark.looptime
+async def test_the_engine_acloses_an_endless_async_input_it_stopped_reading() -> None:
+    closed = asyncio.Event()
+    read = 0
+
+    async def endless() -> AsyncIterator[int]:
+        nonlocal read
+        try:
+            while True:
+                yield read
+                read += 1
+        finally:
+            closed.set()  # runs only when the generator is closed (it never ends by itself)
+
+    config = CrawlConfig(max_items=10)
+    crawl = run(GraphSource({}), endless(), fetcher=FakeFetcher(), config=config)
+    await crawl_all(crawl)
+    assert closed.is_set()
+    assert crawl.summary.ok == 10
+    assert crawl.position == 11  # ten crawled, one read to learn the cap was reached
+    assert_invariant(crawl.summary)
+
+
+@pytest.mark.looptime
+async def test_discovered_work_is_not_held_up_by_a_slow_async_input() -> None:
+    async def one_seed_then_silence() -> AsyncIterator[int]:
+        yield 0
+        await asyncio.sleep(1000.0)
+        yield 1
+
+    async def respond(request: Request, attempt: int) -> Response:
+        page = int(request.params["id"])
+        await asyncio.sleep({1: 5.0, 2: 0.1, 3: 0.1}.get(page, 1.0))
+        return ok_response()
+
+    # Page 1 answers late and finds 12 pages; pages 2 and 3 answer at once and find nothing.
+    links = {0: (1, 2, 3), 1: tuple(range(100, 112))}
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    last = 0.0
+    config = CrawlConfig(concurrency=4, rates=OPEN, deadline=500.0)
+    source = GraphSource(links)
+    crawl = run(source, one_seed_then_silence(), fetcher=FakeFetcher(respond), config=config)
+    async with crawl:
+        async for _ in crawl:
+            last = loop.time() - start
+    assert crawl.summary.ok == 1 + 3 + 12
+    # Seed at 1 s, page 1 at 6 s; then its 12 pages on the 3 workers not waiting for the input
+    # (4 s), not on one worker (12 s) while the idle ones queue behind the blocked input.
+    assert last <= 10.5

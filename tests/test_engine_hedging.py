@@ -183,3 +183,14 @@ async def test_per_host_rate_windows_hold_for_each_host_apart() -> None:
     # The hosts do not wait for each other: both sent their first five at once.
     start = min(sends["a.test"] + sends["b.test"])
     assert all(sorted(times)[4] - start < 0.01 for times in sends.values())
+
+
+def test_recording_latencies_in_batches_counts_the_same() -> None:
+    rng = random.Random(9)
+    values = [0.0, 1e-6, *(rng.expovariate(5.0) for _ in range(5000)), 1e9]
+    one_by_one, batched = LatencyHistogram(), LatencyHistogram()
+    for value in values:
+        one_by_one.record(value)
+    batched.record_many(values)
+    assert batched._counts == one_by_one._counts
+    assert (batched.count, batched.max) == (one_by_one.count, one_by_one.max)

@@ -37,8 +37,8 @@ from ..results import ItemResult
 from ..retry import RetryableOutcome, is_retryable, retrying
 from ..source import Source
 from .config import CrawlConfig
-from .ledger import Ledger
-from .lifecycle import Lifecycle, State
+from .ledger import FOLD_EVERY, Ledger
+from .lifecycle import RUNNING, Lifecycle
 
 __all__ = ["Attempts"]
 
@@ -101,6 +101,10 @@ class Attempts(Generic[T]):
         self._limiter = limiter
         self._ledger = ledger
         self._life = life
+        # Bound once: read on every attempt.
+        self._in_flight = life.in_flight
+        self._count_status = ledger.count_status
+        self._samples = ledger.samples
         self._breaker = CircuitBreaker(config.breaker)
         self._rng = random.Random(config.seed)  # noqa: S311 - jitter, not cryptography
         # Read on every attempt, so worked out once (durations are already seconds).
@@ -120,11 +124,6 @@ class Attempts(Generic[T]):
         # Rate windows per host, besides the global ones (a limiter per host, made on first use).
         self._host_rates = config.per_host_rates
         self._host_limiters: dict[str, RateLimiter] = {}
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        """The run's circuit breaker."""
-        return self._breaker
 
     async def crawl_item(self, key: str, item: T) -> ItemResult[T] | None:
         """The item's final result, or None when it must stay remaining."""
@@ -185,12 +184,12 @@ class Attempts(Generic[T]):
         # Waiting for the limiter counts as in flight: a stop must not wait for a cooldown.
         task = asyncio.current_task()
         if task is not None:
-            self._life.in_flight.add(task)
+            self._in_flight.add(task)
         try:
             admitted = await limiter.acquire(weight, before=self._life.deadline_at)
         finally:
             if task is not None:
-                self._life.in_flight.discard(task)
+                self._in_flight.discard(task)
         if not admitted:
             raise _OutOfTime
         if self._life.stopping:
@@ -200,12 +199,12 @@ class Attempts(Generic[T]):
         """A back-off wait that a stop cuts short (the item then stays remaining)."""
         task = asyncio.current_task()
         if task is not None:
-            self._life.in_flight.add(task)
+            self._in_flight.add(task)
         try:
             await asyncio.sleep(seconds)
         finally:
             if task is not None:
-                self._life.in_flight.discard(task)
+                self._in_flight.discard(task)
 
     def _result(self, item: T, key: str, outcome: FinalOutcome, attempts: int) -> ItemResult[T]:
         return ItemResult(
@@ -213,7 +212,7 @@ class Attempts(Generic[T]):
         )
 
     async def _attempt(self, item: T, request: Request, *, retry: bool) -> FinalOutcome:
-        if self._life.state is not State.RUNNING:
+        if self._life.state is not RUNNING:
             raise _Stopped
         if self._host_rates:
             # The host's own windows first: waiting for them holds no global slot.
@@ -228,25 +227,27 @@ class Attempts(Generic[T]):
         ledger.requests += 1
         if retry:
             ledger.retries += 1
-        idempotent = is_idempotent(request)
         try:
-            if not self._hedging or not idempotent:
-                response = await self._fetch(request)
-            else:
+            if self._hedging and is_idempotent(request):
                 response = await self._hedged(request, self._hedge_delay())
+            else:
+                response = await self._fetch(request)
         except FetchError as error:
-            ledger.count_status(error.status)
+            self._count_status(error.status)
             if error.status in _BLOCK_SIGNS:
                 self._act(self._breaker.record_connection_error(sent_at))
-            if not idempotent and error.status not in _NOT_SENT:
+            if error.status not in _NOT_SENT and not is_idempotent(request):
                 raise _MaybeSent(error) from None
             raise
-        ledger.latency.record(response.elapsed)
+        samples = self._samples
+        samples.append(response.elapsed)
+        if len(samples) >= FOLD_EVERY:
+            ledger.fold_latencies()
         try:
             outcome = self._source.classify(item, response)
         except Exception as error:  # a Source bug fails this item, not the run
             outcome = _source_failure(error)
-        ledger.count_status(outcome.status)
+        self._count_status(outcome.status)
         match outcome:
             case Ok() | NoData() | Failed():
                 self._breaker.record_success(sent_at)
@@ -275,12 +276,12 @@ class Attempts(Generic[T]):
     def _hedge_delay(self) -> float:
         """Seconds before a hedge: fixed, or learned from the latencies seen so far."""
         if self._hedge_learned:
-            latency = self._ledger.latency
-            seen = latency.count
+            ledger = self._ledger
+            seen = ledger.latency.count
             if seen >= self._hedge_learned_at + _RELEARN_EVERY:
                 self._hedge_learned_at = seen
                 self._hedge_after = max(
-                    self._config.hedge_floor_s, latency.quantile(self._config.hedge_quantile)
+                    self._config.hedge_floor_s, ledger.latency.quantile(self._config.hedge_quantile)
                 )
             elif seen < _RELEARN_EVERY:
                 return math.inf  # nothing learned yet: no hedge
@@ -339,7 +340,8 @@ class Attempts(Generic[T]):
                 timeout, cut_by_deadline = left, True
         task = asyncio.current_task()
         assert task is not None  # workers and hedge copies are tasks
-        self._life.in_flight.add(task)
+        in_flight = self._in_flight
+        in_flight.add(task)
         try:
             if not self._host_limited:
                 return await self._fetcher.fetch(request, timeout=timeout)
@@ -350,7 +352,7 @@ class Attempts(Generic[T]):
                 raise _OutOfTime from None
             raise
         finally:
-            self._life.in_flight.discard(task)
+            in_flight.discard(task)
 
     def _host_limiter(self, host: str) -> RateLimiter:
         limiter = self._host_limiters.get(host)

@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, Self, TypeVar
 from ..errors import ConfigError
 from ..http import Fetcher
 from ..limiter import RateLimiter
+from ..outcomes import Failed
 from ..results import ItemResult
 from ..source import Source
 from ..summary import RunCounts, RunSummary
@@ -24,7 +25,7 @@ from .attempts import Attempts
 from .config import CrawlConfig
 from .feed import Feed
 from .ledger import Ledger
-from .lifecycle import Lifecycle, State
+from .lifecycle import CLOSED, ENDED, NEW, RUNNING, STOPPING, Lifecycle
 
 __all__ = ["Crawl", "run"]
 
@@ -73,6 +74,7 @@ class Crawl(Generic[T]):
             ledger=self._ledger,
             life=self._life,
         )
+        self._hand_over = self._ledger.hand_over  # bound once: called for every result
         # Used as `async with` (the context manager closes) or a bare `async for` (the end of
         # the stream closes).
         self._managed = False
@@ -93,7 +95,7 @@ class Crawl(Generic[T]):
     @property
     def started(self) -> bool:
         """Whether the run has started (its first result was asked for, or it was entered)."""
-        return self._life.state is not State.NEW
+        return self._life.state is not NEW
 
     def require_confirmation(self) -> None:
         """From now on an ok / no-data result counts only once :meth:`confirm` is called.
@@ -138,7 +140,7 @@ class Crawl(Generic[T]):
         """
         life = self._life
         elapsed = self._elapsed
-        if life.state is not State.NEW and life.state is not State.CLOSED:
+        if life.state is not NEW and life.state is not CLOSED:
             elapsed = asyncio.get_running_loop().time() - life.started_at
         return self._ledger.summary(
             run_id=self.run_id,
@@ -191,9 +193,9 @@ class Crawl(Generic[T]):
 
     async def __anext__(self) -> ItemResult[T]:
         life = self._life
-        if life.state is State.NEW:
+        if life.state is NEW:
             self._start()
-        if life.state >= State.ENDED:
+        if life.state is ENDED or life.state is CLOSED:
             raise StopAsyncIteration
         try:
             entry = self._queue.get_nowait()
@@ -210,13 +212,13 @@ class Crawl(Generic[T]):
                 raise life.fatal
             raise StopAsyncIteration
         result: ItemResult[T] = entry
-        self._ledger.hand_over(result)
+        self._hand_over(result)
         return result
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def _start(self) -> None:
-        if self._life.state is not State.NEW:
+        if self._life.state is not NEW:
             return
         self._life.start()
         self._feed.open()
@@ -225,7 +227,7 @@ class Crawl(Generic[T]):
 
     async def _close(self, *, cancelled: bool) -> None:
         life = self._life
-        if life.state is State.CLOSED:
+        if life.state is CLOSED:
             return
         life.cancelled = life.cancelled or cancelled
         tasks = [t for t in (self._supervisor, *self._workers) if t is not None and not t.done()]
@@ -258,55 +260,57 @@ class Crawl(Generic[T]):
         await self._queue.put(_END)
 
     async def _work(self) -> None:
-        """One worker: take the next item, crawl it, hand its result over; until none is left."""
-        try:
-            await self._work_items()
-        except Exception as error:  # an engine bug: surface it, do not hang the consumer
-            self._life.fail(error)
-        finally:
-            self._active_workers -= 1
-            if self._active_workers == 0:
-                self._workers_done.set()
+        """One worker: take the next item, crawl it, hand its result over; until none is left.
 
-    async def _work_items(self) -> None:
+        One coroutine, not a wrapper around a loop: every resumption of a worker passes
+        through each frame of its coroutine chain, twice per item.
+        """
         life = self._life
         feed = self._feed
         pending = self._ledger.pending
         crawl_item = self._attempts.crawl_item
         concurrency = self._config.concurrency
-        while life.state is State.RUNNING:
-            try:
-                pulled = await feed.next()
-            except asyncio.CancelledError:
-                if not self._abandoned():
-                    raise
-                return  # the input was still waiting for its next item when the grace ran out
-            if pulled is None:
-                return
-            if self._active_workers < concurrency and feed.has_more:
-                self._spawn_worker()
-            key, item, depth = pulled
-            pending[key] = item
-            try:
-                result = await crawl_item(key, item)
-            except asyncio.CancelledError:
-                if not self._abandoned():
-                    raise
-                return  # abandoned by the deadline's grace or a fatal stop: it stays remaining
-            if result is not None:
-                follow = getattr(result.outcome, "follow", ())
-                if follow:
-                    result = self._follow(result, follow, depth + 1)
-                await self._queue.put(result)
-            # Let the other answers that arrived in this loop turn be read before this worker
-            # sends its next request. Measured: ~9% less client CPU per request against a
-            # loopback server (sends batched after reads cost the kernel less than interleaved).
-            await asyncio.sleep(0)
+        try:
+            while life.state is RUNNING:
+                try:
+                    pulled = await feed.next()
+                except asyncio.CancelledError:
+                    if not self._abandoned():
+                        raise
+                    return  # the input still waited for its next item when the grace ran out
+                if pulled is None:
+                    return
+                if self._active_workers < concurrency and feed.has_more:
+                    self._spawn_worker()
+                key, item, depth = pulled
+                pending[key] = item
+                try:
+                    result = await crawl_item(key, item)
+                except asyncio.CancelledError:
+                    if not self._abandoned():
+                        raise
+                    return  # abandoned by the grace or a fatal stop: the item stays remaining
+                if result is not None:
+                    outcome = result.outcome
+                    follow = () if isinstance(outcome, Failed) else outcome.follow
+                    if follow:
+                        result = self._follow(result, follow, depth + 1)
+                    await self._queue.put(result)
+                # Let the other answers that arrived in this loop turn be read before this
+                # worker sends its next request. Measured: ~9% less client CPU per request
+                # against a loopback server (sends batched after reads cost the kernel less).
+                await asyncio.sleep(0)
+        except Exception as error:  # an engine bug: surface it, do not hang the consumer
+            life.fail(error)
+        finally:
+            self._active_workers -= 1
+            if self._active_workers == 0:
+                self._workers_done.set()
 
     def _abandoned(self) -> bool:
         """After a CancelledError: True when a stop abandoned this worker's work (it then
         ends quietly), False when the run itself is being cancelled or closed."""
-        if self._life.state is not State.STOPPING:
+        if self._life.state is not STOPPING:
             return False
         task = asyncio.current_task()
         if task is not None:

@@ -23,7 +23,7 @@ from ..outcomes import NoData, Ok
 from ..source import Source
 from .config import CrawlConfig
 from .ledger import Ledger
-from .lifecycle import Lifecycle
+from .lifecycle import RUNNING, Lifecycle
 
 __all__ = ["Feed"]
 
@@ -50,17 +50,20 @@ class Feed(Generic[T]):
         self._done_before = dict(done or {})
         self._max_depth = config.max_depth
         self._max_items = config.max_items
+        self._limited = config.max_depth is not None or config.max_items is not None
         self._sync_items: Iterator[T] | None = None
         self._async_items: AsyncIterator[T] | None = None
         self._pull_lock = asyncio.Lock()
         self._seen: set[str] = set()
-        self._admitted = 0  # items given to workers (what max_items caps)
+        self._admitted = 0  # items given to workers (what max_items caps; counted if limited)
         #: Discovered items not started yet: (key, item, depth).
         self.discovered: deque[tuple[str, T, int]] = deque()
         #: The input has no more items.
         self.exhausted = False
         #: ``max_items`` was reached: the input is not read further.
         self.capped = False
+        # Neither of those (one flag for the per-item check).
+        self._reading = True
         #: Input items read so far: a later run continues the input from there.
         self.position = 0
 
@@ -74,7 +77,7 @@ class Feed(Generic[T]):
     @property
     def has_more(self) -> bool:
         """Whether another worker could find an item now."""
-        return bool(self.discovered) or not (self.exhausted or self.capped)
+        return self._reading or bool(self.discovered)
 
     async def next(self) -> tuple[str, T, int] | None:
         """The next item to crawl with its key and depth, or None when there is none now.
@@ -83,15 +86,21 @@ class Feed(Generic[T]):
         source reaches its next page before reading more seeds.
         """
         life = self._life
-        while not life.stopping:
+        while life.state is RUNNING:
             if self.discovered:
                 return self.discovered.popleft()
-            if self.exhausted or self.capped:
+            if not self._reading:
+                return None
+            if self._async_items is not None and self._pull_lock.locked():
+                # Another worker already waits for the input: queueing behind it would hold
+                # this worker while discovered items pile up. It ends instead; the next
+                # discovery or input item starts workers again.
                 return None
             try:
                 item = await self._pull()
             except StopAsyncIteration:
                 self.exhausted = True
+                self._reading = False
                 return None
             except _Stopped:
                 return None
@@ -121,7 +130,7 @@ class Feed(Generic[T]):
         in_flight.add(task)
         try:
             async with self._pull_lock:
-                if self._life.stopping:
+                if self._life.state is not RUNNING:
                     raise _Stopped
                 item = await anext(self._async_items)
         finally:
@@ -142,16 +151,23 @@ class Feed(Generic[T]):
         if earlier is not None:
             ledger.count_finished(NoData() if earlier == "no_data" else Ok(payload=None))
             return None
+        if self._limited:
+            return key if self._admit(depth) else None
+        return key
+
+    def _admit(self, depth: int) -> bool:
+        """Whether the depth and item limits let this item be crawled (else it is skipped)."""
         if self._max_depth is not None and depth > self._max_depth:
-            ledger.skipped += 1
-            return None
+            self._ledger.skipped += 1
+            return False
         if self._max_items is not None and self._admitted >= self._max_items:
-            ledger.skipped += 1
+            self._ledger.skipped += 1
             if depth == 0:
                 self.capped = True  # an endless input is not read past the cap
-            return None
+                self._reading = False
+            return False
         self._admitted += 1
-        return key
+        return True
 
     def follow(self, found: tuple[Any, ...], depth: int) -> list[T]:
         """Plan the items an answer found; those to be crawled are queued and returned."""
@@ -184,6 +200,7 @@ class Feed(Generic[T]):
         if self.exhausted or not isinstance(self._items, Sequence):
             return
         self.exhausted = True
+        self._reading = False
         not_started = self._ledger.not_started
         try:
             for item in self._items[self.position :]:

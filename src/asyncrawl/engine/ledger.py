@@ -19,9 +19,12 @@ from ..outcomes import Failed, FinalOutcome, NoData, Ok
 from ..results import ItemResult
 from ..summary import FailedItem, LatencyHistogram, RunCounts, RunSummary
 
-__all__ = ["Ledger"]
+__all__ = ["FOLD_EVERY", "Ledger"]
 
 T = TypeVar("T")
+
+#: Latencies buffered before they are folded into the histogram.
+FOLD_EVERY = 256
 
 
 class Ledger(Generic[T]):
@@ -39,13 +42,28 @@ class Ledger(Generic[T]):
         self.retries = 0
         self.hedges = 0
         self.status_counts: dict[str, int] = {}
-        self.latency = LatencyHistogram()
+        self._latency = LatencyHistogram()
+        #: Latencies not yet in the histogram: appending is the cheapest thing an attempt can
+        #: do; the engine folds them in every ``FOLD_EVERY`` answers (memory stays flat).
+        self.samples: list[float] = []
         #: Items being crawled (or fetched and not yet handed over): key -> item.
         self.pending: dict[str, T] = {}
         #: Handed over, waiting for the consumer's confirmation: key -> item.
         self.unconfirmed: dict[str, T] = {}
         #: Keys of a Sequence input's items never started.
         self.not_started: list[str] = []
+
+    @property
+    def latency(self) -> LatencyHistogram:
+        """Every latency recorded so far."""
+        self.fold_latencies()
+        return self._latency
+
+    def fold_latencies(self) -> None:
+        """Move the buffered latencies into the histogram."""
+        if self.samples:
+            self._latency.record_many(self.samples)
+            self.samples.clear()
 
     def count_status(self, status: str) -> None:
         """One more answer (or failure) with this status."""
