@@ -306,11 +306,11 @@ def _config(args: argparse.Namespace) -> CrawlConfig:
     try:
         return CrawlConfig(**options)
     except (TypeError, ValueError) as error:
-        if isinstance(error, ConfigError):
+        if isinstance(error, ConfigError) or args.hedge_after != "auto":
             raise
         # An engine without adaptive hedging takes only seconds.
         raise ConfigError(
-            "hedge_after", f"{args.hedge_after!r} is not supported here; give SECONDS"
+            "hedge_after", "'auto' is not supported by this engine; give SECONDS"
         ) from None
 
 
@@ -320,17 +320,31 @@ def _open_out(uri: str) -> AbstractAsyncContextManager[Any]:
     return open_store(uri)
 
 
+def _machine() -> str:
+    """This host and PID namespace: where a process id means the same process."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux: the host name alone
+        namespace = 0
+    return f"{socket.gethostname()}:{namespace}"
+
+
+def _holder_id() -> str:
+    """The lease holder id of this process: ``{machine}/{pid}/{random}``."""
+    return f"{_machine()}/{os.getpid()}/{os.urandom(4).hex()}"
+
+
 def _stale_holder(holder: str) -> bool:
     """A lease holder that was a process on this machine which no longer exists (kill -9)."""
-    host, _, rest = holder.partition("/")
+    machine, _, rest = holder.partition("/")
     pid_text = rest.partition("/")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if machine != _machine() or not pid_text.isdigit():
         return False
     try:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:
         return True
-    except OSError:  # exists, owned by someone else
+    except OSError:  # it exists, owned by someone else
         return False
     return False
 
@@ -355,8 +369,9 @@ async def _crawl(args: argparse.Namespace) -> int:
         _check_output_file(args.summary, "--summary")
     config = _config(args)
     loop = asyncio.get_running_loop()
-    # The output is opened (a directory created and probed, an S3 URI checked) and the lease
-    # taken before anything else: no request is spent on results that could not be kept.
+    # The output is opened (a directory created and probed, an S3 URI checked) first, and the
+    # run's lease taken before the first request: none is spent on results that could not be
+    # kept, or on a run another process is working on.
     async with _open_out(args.out) as raw_store:
         companies = await load_companies(args.companies)
         items = list(plan_items(companies, args.years, args.kind, args.fs_div))
@@ -371,7 +386,7 @@ async def _crawl(args: argparse.Namespace) -> int:
             store,
             run_id,
             LEASE_TTL_S,
-            holder=f"{socket.gethostname()}/{os.getpid()}/{os.urandom(4).hex()}",
+            holder=_holder_id(),
         )
         crawls: list[Any] = []
         try:
@@ -437,20 +452,29 @@ async def _run_job(
         with progress:
             outcome.result = await job(on_start)
     except SinkError as error:
-        # The journal could not be read, or the summary not written: the store failed.
+        # The journal could not be read, or the summary not written: the store failed (perhaps
+        # while finishing after a signal, which this error then replaced).
         outcome.storage_error = error
+        outcome.interrupted = _uncancel()
     except asyncio.CancelledError:
         # SIGINT / SIGTERM (see _guard): the job flushed the journal and wrote the summary.
-        task = asyncio.current_task()
-        if task is None or task.cancelling() == 0:
+        if not _uncancel():
             raise
-        task.uncancel()
         outcome.interrupted = True
     finally:
         renewing.cancel()
     if outcome.result is not None and outcome.result.sink_error is not None:
         outcome.storage_error = outcome.result.sink_error
     return outcome
+
+
+def _uncancel() -> bool:
+    """Take back a cancellation _guard made (a signal); ``True`` if there was one."""
+    task = asyncio.current_task()
+    if task is None or task.cancelling() == 0:
+        return False
+    task.uncancel()
+    return True
 
 
 async def _keep_lease(lease: Any, crawls: list[Any]) -> None:
@@ -682,7 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(run_demo(out=Path(args.out), quick=args.quick))
         return asyncio.run(_companies(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # CancelledError: a signal that came as the crawl was returning its exit code.
         run_id = getattr(args, "run_id", None)
         if args.command == "crawl" and run_id:
             print(
