@@ -305,11 +305,6 @@ def _json(response: Response) -> dict[str, Any]:
     return value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a non-retryable FetchError (BodyTooLarge) stays remaining; it should fail "
-    "the item at once (see the web helper's report)",
-)
 async def test_body_too_large_fails_the_item() -> None:
     async with FaultServer(handler=_sized) as server, AiohttpFetcher(max_body_bytes=100) as f:
         crawl = run(_PathSource(server.url), ["fixed/101"], fetcher=f, config=CrawlConfig())
@@ -317,3 +312,4 @@ async def test_body_too_large_fails_the_item() -> None:
             async for _ in crawl:
                 pass
     assert [failed.status for failed in crawl.summary.failed] == ["body_too_large"]
+    assert crawl.summary.requests == 1  # not retried: the same URL answers the same size again

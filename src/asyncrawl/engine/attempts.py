@@ -174,7 +174,10 @@ class Attempts(Generic[T]):
             last = error.outcome
             return self._result(item, key, Failed(reason=last.reason, status=last.status), attempts)
         except FetchError as error:
-            if attempts < policy.max_attempts or self._life.stopping:
+            # A retryable error before the last attempt was cut short by a stop: the item stays
+            # remaining. A non-retryable one (a body over the cap, say) fails the item at once.
+            out_of_attempts = attempts >= policy.max_attempts or not is_retryable(error)
+            if self._life.stopping or not out_of_attempts:
                 return None
             failed = Failed(reason=redact_text(str(error)), status=error.status)
             return self._result(item, key, failed, attempts)
