@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from asyncrawl.errors import ConfigError
-from asyncrawl.sinks import BlobStore, RunLease, S3Store, lease_prefix
-from test_sinks_bounded import MOTO_RACE
+from asyncrawl.sinks import BlobStore, RunLease, lease_prefix
 
 pytest_plugins = ["support.moto_s3"]
 
@@ -87,10 +86,8 @@ async def test_the_same_holder_may_take_its_own_lease_again(store: BlobStore) ->
     assert await RunLease(store, "run-1", 60, holder="invocation-a").acquire()
 
 
-async def test_of_many_racing_holders_exactly_one_wins(store: BlobStore) -> None:
-    if isinstance(store, S3Store):
-        pytest.skip(MOTO_RACE)
-    leases = [RunLease(store, "run-1", 60) for _ in range(6)]
+async def test_of_many_racing_holders_exactly_one_wins(racing_store: BlobStore) -> None:
+    leases = [RunLease(racing_store, "run-1", 60) for _ in range(6)]
     won = await asyncio.gather(*(lease.acquire() for lease in leases))
     assert won.count(True) == 1
 

@@ -28,13 +28,12 @@ from test_lambda_handler import (  # the same fixtures and helpers
     set_env,
     standin,
 )
-from test_quota_ledger import serialized_endpoint
 
 if TYPE_CHECKING:
     from support.moto_s3 import MotoS3
 
 pytest_plugins = ["support.moto_s3"]
-__all__ = ["cold_start", "serialized_endpoint", "standin"]  # fixtures used by name
+__all__ = ["cold_start", "standin"]  # fixtures used by name
 
 TABLE = "asyncrawl-quota"
 LIMIT = 13

@@ -11,15 +11,12 @@ and then wrote it (instead of one conditional update) would over-grant there too
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import boto3
 import pytest
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
 
 from asyncrawl.aws.ledger import QuotaLedger, QuotaUsed, key_fingerprint, kst_day
 from asyncrawl.errors import ConfigError
@@ -46,20 +43,6 @@ async def dynamodb(moto_s3: MotoS3) -> AsyncIterator[Any]:
     )
     async with aioboto3.Session().client("dynamodb") as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def serialized_endpoint() -> Iterator[str]:
-    """A moto server on loopback that handles one request at a time (see the docstring)."""
-    app = DomainDispatcherApplication(create_backend_app)
-    server = make_server("127.0.0.1", 0, app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 def _item(pk: str) -> dict[str, Any]:

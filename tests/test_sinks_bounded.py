@@ -108,20 +108,15 @@ async def test_put_if_absent_writes_once_and_keeps_the_first(any_store: BlobStor
     assert [k async for k in any_store.list("x/")] == ["x/lease"]
 
 
-MOTO_RACE = (
-    "moto's conditional put checks and then writes in two steps under a threaded server, so "
-    "two racing puts can both win there; S3 itself decides atomically"
-)
-
-
-async def test_of_concurrent_put_if_absent_exactly_one_wins(any_store: BlobStore) -> None:
-    if isinstance(any_store, S3Store):
-        pytest.skip(MOTO_RACE)
+async def test_of_concurrent_put_if_absent_exactly_one_wins(racing_store: BlobStore) -> None:
     won = await asyncio.gather(
-        *(any_store.put_if_absent("race", b"%d" % n, content_type="text/plain") for n in range(8))
+        *(
+            racing_store.put_if_absent("race", b"%d" % n, content_type="text/plain")
+            for n in range(8)
+        )
     )
     assert won.count(True) == 1
-    assert await any_store.get("race") == b"%d" % won.index(True)
+    assert await racing_store.get("race") == b"%d" % won.index(True)
 
 
 # --- S3 behind a stalled endpoint -----------------------------------------------------------

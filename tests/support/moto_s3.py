@@ -34,18 +34,27 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 from asyncrawl.sinks import BlobStore, DirectoryStore, S3Store
 
-__all__ = ["MotoS3", "moto_s3", "moto_server_endpoint"]
+__all__ = [
+    "MotoS3",
+    "any_store",
+    "moto_s3",
+    "moto_server_endpoint",
+    "racing_store",
+    "serialized_endpoint",
+]
 
 REGION = "us-east-1"
 BUCKET = "asyncrawl-test"
@@ -167,5 +176,45 @@ async def any_store(
         async with DirectoryStore(tmp_path) as directory:
             yield directory
     else:
+        async with S3Store(moto_s3.bucket, "out/prefix") as s3:
+            yield s3
+
+
+@pytest.fixture(scope="module")
+def serialized_endpoint() -> Iterator[str]:
+    """A second moto server on loopback, over the same in-process backends, that serves one
+    request at a time.
+
+    S3 decides a conditional put (``If-None-Match: *``) atomically, and DynamoDB applies one
+    item's conditional writes one at a time; moto's threaded server checks and then writes in two
+    steps, so two racing requests can both pass there. Tests of races talk to this server
+    instead: the clients still interleave every request, so code that read and then wrote
+    (instead of one conditional request) would still lose the race here.
+    """
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", 0, app, threaded=False)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture(params=["directory", "s3"])
+async def racing_store(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    moto_s3: MotoS3,
+    serialized_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[BlobStore]:
+    """Like ``any_store``, with S3 served one request at a time (see ``serialized_endpoint``)."""
+    if request.param == "directory":
+        async with DirectoryStore(tmp_path) as directory:
+            yield directory
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", serialized_endpoint)
         async with S3Store(moto_s3.bucket, "out/prefix") as s3:
             yield s3
