@@ -260,16 +260,14 @@ def spec_for(
 
 def asyncrawl_options() -> dict[str, Any]:
     """Extra CrawlConfig settings for asyncrawl, where this engine has them."""
-    import dataclasses
-
     from asyncrawl.engine import CrawlConfig
 
-    names = {f.name for f in dataclasses.fields(CrawlConfig)}
-    options: dict[str, Any] = {}
-    # A learned hedge delay (engine branch), else none: hedging is not on by default.
-    if "hedge" in names:
-        options["hedge"] = True
-    return options
+    try:
+        # Bounded hedging with a delay learned from the latencies seen (engine of round 2).
+        CrawlConfig(hedge_after="auto")  # type: ignore[arg-type,unused-ignore]
+    except Exception:  # an older engine: no hedging (it is off by default)
+        return {}
+    return {"hedge_after": "auto"}
 
 
 def cli_flags() -> list[str]:
@@ -476,8 +474,23 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="run only these parts (repeatable)",
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS.json",
+        help="only re-render the report and plots of an earlier run's JSON",
+    )
     args = parser.parse_args(argv)
     from . import parts, report
+
+    if args.render is not None:
+        earlier = json.loads(args.render.read_text())
+        suffix = "-quick" if earlier["quick"] else ""
+        text = report.render(earlier)
+        (args.render.parent / f"{args.render.stem}.md").write_text(text)
+        print(text)
+        report.plots(earlier, args.render.parent, suffix=suffix)
+        return 0
 
     started = time.monotonic()
     wanted = set(args.only or ["profiles", "calm", "throughput", "scale", "engine"])
