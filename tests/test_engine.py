@@ -416,3 +416,20 @@ async def test_adaptive_rate_halves_the_window_after_a_slow_down() -> None:
             pass
     assert crawl.limiter.effective_limits() == (20,)
     assert_accounted(crawl.summary)
+
+
+@pytest.mark.looptime
+async def test_a_sink_can_require_confirmation_before_the_run_starts() -> None:
+    from asyncrawl.errors import ConfigError
+
+    crawl = run(NumberSource(BASE), range(3), fetcher=FakeFetcher())
+    assert not crawl.confirming
+    assert not crawl.started
+    crawl.require_confirmation()
+    async with crawl:
+        async for _ in crawl:
+            pass  # nothing confirmed: nothing counts as finished
+    assert crawl.summary.ok + crawl.summary.no_data == 0
+    assert len(crawl.summary.remaining) == 3
+    with pytest.raises(ConfigError, match="already started"):
+        crawl.require_confirmation()

@@ -112,7 +112,7 @@ async def test_a_deadline_leaves_discovered_items_unfinished_and_a_resume_finish
     links = site_graph(300, 10, extra_links=2, seed=3)
     seeds = list(range(10))
     fetcher = FakeFetcher(latency=1.0)
-    config = CrawlConfig(concurrency=8, rates=OPEN, deadline=10.5, grace=0.2)
+    config = CrawlConfig(concurrency=4, rates=OPEN, deadline=10.5, grace=0.2)
     first = run(GraphSource(links), seeds, fetcher=fetcher, config=config)
     results = await crawl_all(first)
     part = first.summary
@@ -120,7 +120,11 @@ async def test_a_deadline_leaves_discovered_items_unfinished_and_a_resume_finish
     assert_invariant(part)
     unfinished = first.unfinished_items()
     source = GraphSource(links)
-    assert sorted(source.key(i) for i in unfinished) == sorted(part.remaining)
+    # Discovered work goes first, so some seeds were never started: a list input names them
+    # in `remaining` too, and `position` says where they begin.
+    assert first.position < len(seeds)
+    unstarted = [source.key(seed) for seed in seeds[first.position :]]
+    assert {source.key(i) for i in unfinished} | set(unstarted) == set(part.remaining)
     finished = {r.key: "ok" for r in results}
     fetched_before = dict(fetcher.attempts)
 
@@ -130,14 +134,14 @@ async def test_a_deadline_leaves_discovered_items_unfinished_and_a_resume_finish
         source,
         [*unfinished, *rest],
         fetcher=fetcher,
-        config=CrawlConfig(concurrency=8, rates=OPEN),
+        config=CrawlConfig(concurrency=4, rates=OPEN),
         done=finished,  # type: ignore[arg-type]
     )
     await crawl_all(second)
     assert second.summary.remaining == ()
     assert len(fetcher.attempts) == 300
     refetched = [page for page, n in fetcher.attempts.items() if n > 1]
-    assert len(refetched) <= 8  # at most the attempts abandoned in flight
+    assert len(refetched) <= 4  # at most the attempts abandoned in flight
     assert all(page not in {k.removeprefix("page-") for k in finished} for page in refetched)
     assert fetched_before
 
@@ -260,3 +264,55 @@ def test_property_every_planned_key_ends_in_exactly_one_bucket(scenario: dict[st
     assert {f"page-{page}" for page in unfinished} <= remaining
     if scenario["deadline"] is None:
         assert remaining == {f"page-{page}" for page in unfinished}
+
+
+@pytest.mark.looptime
+async def test_the_engine_acloses_an_endless_async_input_it_stopped_reading() -> None:
+    closed = asyncio.Event()
+    read = 0
+
+    async def endless() -> AsyncIterator[int]:
+        nonlocal read
+        try:
+            while True:
+                yield read
+                read += 1
+        finally:
+            closed.set()  # runs only when the generator is closed (it never ends by itself)
+
+    config = CrawlConfig(max_items=10)
+    crawl = run(GraphSource({}), endless(), fetcher=FakeFetcher(), config=config)
+    await crawl_all(crawl)
+    assert closed.is_set()
+    assert crawl.summary.ok == 10
+    assert crawl.position == 11  # ten crawled, one read to learn the cap was reached
+    assert_invariant(crawl.summary)
+
+
+@pytest.mark.looptime
+async def test_discovered_work_is_not_held_up_by_a_slow_async_input() -> None:
+    async def one_seed_then_silence() -> AsyncIterator[int]:
+        yield 0
+        await asyncio.sleep(1000.0)
+        yield 1
+
+    async def respond(request: Request, attempt: int) -> Response:
+        page = int(request.params["id"])
+        await asyncio.sleep({1: 5.0, 2: 0.1, 3: 0.1}.get(page, 1.0))
+        return ok_response()
+
+    # Page 1 answers late and finds 12 pages; pages 2 and 3 answer at once and find nothing.
+    links = {0: (1, 2, 3), 1: tuple(range(100, 112))}
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    last = 0.0
+    config = CrawlConfig(concurrency=4, rates=OPEN, deadline=500.0)
+    source = GraphSource(links)
+    crawl = run(source, one_seed_then_silence(), fetcher=FakeFetcher(respond), config=config)
+    async with crawl:
+        async for _ in crawl:
+            last = loop.time() - start
+    assert crawl.summary.ok == 1 + 3 + 12
+    # Seed at 1 s, page 1 at 6 s; then its 12 pages on the 3 workers not waiting for the input
+    # (4 s), not on one worker (12 s) while the idle ones queue behind the blocked input.
+    assert last <= 10.5

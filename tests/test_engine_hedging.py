@@ -154,3 +154,32 @@ async def test_progress_reads_counters_not_the_summary() -> None:
         for result in results:
             progress.update(result)
     assert "20/20 done" in stream.getvalue()
+
+
+class _TwoHosts(NumberSource):
+    """Even items go to a.test, odd ones to b.test."""
+
+    def request(self, item: int) -> Request:
+        host = "a.test" if item % 2 == 0 else "b.test"
+        return Request(url=f"http://{host}/item", params={"id": str(item)})
+
+
+@pytest.mark.looptime
+async def test_per_host_rate_windows_hold_for_each_host_apart() -> None:
+    sends: dict[str, list[float]] = {"a.test": [], "b.test": []}
+
+    async def respond(request: Request, attempt: int) -> Response:
+        sends[request.host].append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.01)
+        return ok_response()
+
+    config = CrawlConfig(concurrency=16, rates=(Rate(1000, 1.0),), per_host_rates=(Rate(5, 1.0),))
+    crawl = run(_TwoHosts(BASE), range(40), fetcher=FakeFetcher(respond), config=config)
+    await _drain(crawl)
+    assert crawl.summary.ok + crawl.summary.no_data == 40
+    for times in sends.values():
+        assert len(times) == 20
+        assert max_in_window(times, 1.0) <= 5
+    # The hosts do not wait for each other: both sent their first five at once.
+    start = min(sends["a.test"] + sends["b.test"])
+    assert all(sorted(times)[4] - start < 0.01 for times in sends.values())

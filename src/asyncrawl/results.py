@@ -20,7 +20,8 @@ class ItemResult(Generic[T]):
     #: The Source's stable key for the item.
     key: str
     outcome: Ok | NoData | Failed
-    #: HTTP attempts this item took (retries and hedges included).
+    #: HTTP attempts this item took, retries included (hedge copies are counted in
+    #: ``RunSummary.hedges``).
     attempts: int
     #: Wall-clock time (seconds since the epoch) the item finished.
     finished_at: float
