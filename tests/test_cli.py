@@ -340,6 +340,14 @@ def _crawl(companies: Path, *extra: str) -> list[str]:
         (["--bogus"], KEY, ["unrecognized arguments: --bogus"]),
         (["--rate", "abc"], KEY, ["--rate", "'abc'", "N/DURATION", "900/1m"]),
         (["--concurrency", "0"], KEY, ["--concurrency", "at least 1"]),
+        (["--concurrency", "1000000"], KEY, ["--concurrency", "at most 1,000", "1,000,000"]),
+        (["--deadline", "1e9"], KEY, ["--deadline", "at most 604800 seconds"]),
+        (["--deadline", "nan"], KEY, ["--deadline", "more than 0"]),
+        (["--rate", "100000000/1s"], KEY, ["--rate", "at most 1,000,000", "900/1m"]),
+        (["--rate", "5/400d"], KEY, ["--rate", "31d"]),
+        (["--attempt-timeout", "0"], KEY, ["--attempt-timeout", "more than 0"]),
+        (["--hedge-after", "soon"], KEY, ["--hedge-after", "'auto'", "'soon'"]),
+        (["--storage-timeout", "1000"], KEY, ["--storage-timeout", "at most 300"]),
         (["--run-id", "../x"], KEY, ["--run-id", "'../x'", "letters, digits"]),
         (["--base-url", "http://127.0.0.1:99999/api/"], KEY, ["--base-url", "invalid port"]),
         ([], None, ["DART_API_KEY", "not set", "export DART_API_KEY"]),
@@ -349,6 +357,14 @@ def _crawl(companies: Path, *extra: str) -> list[str]:
         "unknown-flag",
         "bad-rate",
         "bad-concurrency",
+        "huge-concurrency",
+        "huge-deadline",
+        "nan-deadline",
+        "huge-rate",
+        "long-rate-window",
+        "zero-attempt-timeout",
+        "bad-hedge-after",
+        "huge-storage-timeout",
         "bad-run-id",
         "bad-port",
         "no-key",
@@ -395,6 +411,56 @@ async def test_an_unwritable_summary_file_is_refused_before_any_request(tmp_path
     assert "does not exist" in ran.stderr
     assert "Traceback" not in ran.stderr
     assert arrivals == []
+
+
+async def test_an_output_under_a_file_is_refused_before_any_request(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    async with OpenDartStandIn() as server:
+        ran = await asyncrawl(*crawl_args(server, companies_file(tmp_path, 1), blocker / "out"))
+        arrivals = server.arrivals
+    assert ran.code == 2
+    assert "--out:" in ran.stderr  # the flag, though the store names its parameter (root)
+    assert "cannot create" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert arrivals == []
+
+
+def test_a_malformed_s3_output_names_the_flag(tmp_path: Path) -> None:
+    ran = _run_sync(_crawl(companies_file(tmp_path, 1), "--out=s3://Bad_Bucket/x"))
+    assert ran.code == 2
+    assert "--out: 's3://Bad_Bucket/x'" in ran.stderr
+    assert "s3://BUCKET" in ran.stderr
+
+
+@pytest.mark.parametrize("where", ["directory", "missing-parent", "parent-is-a-file"])
+async def test_companies_output_is_checked_before_corpcode_is_downloaded(
+    tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    output = {
+        "directory": tmp_path,
+        "missing-parent": tmp_path / "missing" / "companies.csv",
+        "parent-is-a-file": tmp_path / "file" / "companies.csv",
+    }[where]
+    async with OpenDartStandIn() as server:
+        ran = await asyncrawl("companies", f"--output={output}", f"--base-url={server.url}/api/")
+        arrivals = server.arrivals
+    assert ran.code == 2, ran.stderr
+    assert "--output" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert arrivals == []  # corpCode.xml was not downloaded
+
+
+async def test_attempt_timeout_and_hedge_after_flags_are_accepted(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    async with OpenDartStandIn() as server:
+        ran = await asyncrawl(
+            *crawl_args(server, companies_file(tmp_path, 1), out, kind="annual"),
+            "--attempt-timeout=5",
+            "--hedge-after=2.5",
+        )
+    assert ran.code == 0, ran.stderr
 
 
 # --- Ctrl-C -----------------------------------------------------------------------------------

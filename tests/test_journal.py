@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -50,6 +51,11 @@ class FlakyStore:
             raise SinkError(f"could not write {key}: simulated outage")
         self.puts.append(key)
         await self.inner.put(key, data, content_type=content_type)
+
+    async def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
+        if self.failing:
+            raise SinkError(f"could not write {key}: simulated outage")
+        return await self.inner.put_if_absent(key, data, content_type=content_type)
 
     async def get(self, key: str) -> bytes | None:
         return await self.inner.get(key)
@@ -129,7 +135,7 @@ async def test_runs_do_not_see_each_others_entries(store: BlobStore) -> None:
 
 async def test_no_entry_is_lost_when_a_flush_fails(tmp_path: Path) -> None:
     flaky = FlakyStore(DirectoryStore(tmp_path))
-    journal = RunJournal(flaky, "run-1", flush_every=2)
+    journal = RunJournal(flaky, "run-1", flush_every=2, flush_interval=3600)
     flaky.failing = True
     await journal.record("a", "ok")
     # The automatic flush fails: logged, entries kept, the caller's write is not failed.
@@ -240,3 +246,48 @@ async def test_damaged_journal_lines_are_skipped_not_fatal(tmp_path: Path) -> No
         damaged = b'{"key": "b", "status": "no_data"}\nnot json\n{"key": "c", "status": "odd"}\n'
         await store.put(part, damaged, content_type="application/x-ndjson")
         assert await RunJournal(store, "run-1").load() == {"a": "ok", "b": "no_data"}
+
+
+async def _until_parts(store: BlobStore, count: int) -> None:
+    for _ in range(500):  # 10 s at most
+        if len(await _parts(store)) >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"fewer than {count} journal parts after 10 s")
+
+
+async def test_entries_become_durable_within_the_flush_interval(tmp_path: Path) -> None:
+    # A crash (kill -9) forgets at most the last interval's entries, however slow the run:
+    # the part is written by a timer, with no further record() to trigger it.
+    store = DirectoryStore(tmp_path)
+    journal = RunJournal(store, "run-1", flush_every=50, flush_interval=0.2)
+    await journal.record("a", "ok")
+    await journal.record("b", "no_data")
+    assert await _parts(store) == []
+    await _until_parts(store, 1)
+    assert await RunJournal(store, "run-1").load() == {"a": "ok", "b": "no_data"}
+    await journal.record("c", "ok")
+    await _until_parts(store, 2)
+    assert await RunJournal(store, "run-1").load() == {"a": "ok", "b": "no_data", "c": "ok"}
+    await journal.aclose()
+    assert len(await _parts(store)) == 2  # nothing left pending: aclose writes no empty part
+
+
+async def test_entries_become_durable_after_flush_every_entries(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    journal = RunJournal(store, "run-1", flush_every=3, flush_interval=3600)
+    for key in "abc":
+        await journal.record(key, "ok")
+    assert journal.pending == 0
+    assert len(await _parts(store)) == 1
+    await journal.aclose()
+
+
+async def test_many_parts_load_whole_and_in_order(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    journal = RunJournal(store, "run-1", flush_every=1)
+    for n in range(40):
+        await journal.record(f"k{n % 7}", "ok" if n % 2 else "no_data")
+    await journal.aclose()
+    expected = {f"k{n % 7}": "ok" if n % 2 else "no_data" for n in range(40)}
+    assert await RunJournal(store, "run-1", load_concurrency=8).load() == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from asyncrawl.engine import CrawlConfig, run
 from asyncrawl.errors import ConfigError, SinkError
 from asyncrawl.pipeline import deliver
 from asyncrawl.results import ItemResult
+from asyncrawl.sinks import DirectoryStore, RecordSink
 from support.engine_sources import FakeFetcher, NumberSource
 
 pytestmark = pytest.mark.looptime
@@ -62,7 +64,28 @@ async def test_a_store_that_keeps_failing_stops_the_crawl() -> None:
     assert summary.requests < 50  # stopped early instead of spending the upstream's quota
 
 
-async def test_deliver_needs_a_confirming_crawl() -> None:
+async def test_deliver_makes_the_crawl_confirm_by_itself() -> None:
+    # No run(..., confirm=True) needed: deliver() sets it up before the first result.
+    sink = RecordingSink(failing={"item-1"})
     crawl = run(NumberSource(BASE), range(3), fetcher=FakeFetcher())
-    with pytest.raises(ConfigError, match="confirm"):
-        await deliver(crawl, RecordingSink())
+    summary = await deliver(crawl, sink)
+    assert summary.ok + summary.no_data == 2
+    assert summary.remaining == ("item-1",)  # not counted before its write was confirmed
+
+
+async def test_deliver_refuses_a_crawl_already_under_way() -> None:
+    crawl = run(NumberSource(BASE), range(3), fetcher=FakeFetcher())
+    async with crawl:
+        await anext(aiter(crawl))
+        with pytest.raises(ConfigError, match="already started"):
+            await deliver(crawl, RecordingSink())
+
+
+async def test_a_record_sink_needs_no_journal(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    sink = RecordSink(store, data_key=lambda result: f"data/{result.key}.jsonl.gz")
+    summary = await deliver(run(NumberSource(BASE), range(4), fetcher=FakeFetcher()), sink)
+    await sink.aclose()
+    stored = [key async for key in store.list("data/")]
+    assert len(stored) == summary.ok
+    assert summary.ok + summary.no_data == 4

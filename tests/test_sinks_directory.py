@@ -201,16 +201,26 @@ async def test_open_store_picks_the_store_from_the_uri(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "uri", ["s3://", "s3:/bucket/x", "s3://Bad_Bucket/x", "s3://bucket/a//b", "gs://b/x"]
 )
-def test_open_store_refuses_malformed_uris_naming_out(uri: str) -> None:
+def test_open_store_refuses_malformed_uris_naming_the_parameter(uri: str) -> None:
+    # The library names its parameter; the command line maps it to --out (see test_cli).
     with pytest.raises(ConfigError) as info:
         open_store(uri)
-    assert info.value.field == "--out"
+    assert info.value.field == "uri"
     assert "s3://BUCKET" in str(info.value)
 
 
 async def test_a_root_that_is_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
     target = tmp_path / "not-a-dir"
     target.write_text("x")
-    with pytest.raises(ConfigError, match="--out"):
+    with pytest.raises(ConfigError, match="is a file") as info:
         async with DirectoryStore(target):
             pass
+    assert info.value.field == "root"
+
+
+async def test_a_root_under_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="cannot create") as info:
+        async with DirectoryStore(tmp_path / "file" / "out"):
+            pass
+    assert info.value.field == "root"

@@ -1,8 +1,14 @@
 """The ``asyncrawl`` command line: ``crawl``, ``demo`` and ``companies``.
 
 Exit codes (CONTRACTS.md): 0 every item finished and none failed; 1 some items failed or remain
-undone; 2 bad usage or bad input; 3 fatal upstream error (bad key, IP blocked, quota gone).
+undone (also: the store failed, the run was interrupted, or another process holds the run);
+2 bad usage or bad input; 3 fatal upstream error (bad key, IP blocked, quota gone).
 The OpenDART key comes only from ``DART_API_KEY`` and is never printed.
+
+Signals: SIGINT (Ctrl-C) and SIGTERM (what containers, schedulers and ``timeout`` send) stop
+the crawl the same way: the journal is flushed and the summary written, exit 1. A second
+signal exits at once, still 1; the journal keeps every part already stored (parts are whole
+objects, never half-written). Only the command line installs these handlers, never the library.
 """
 
 from __future__ import annotations
@@ -10,17 +16,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
+import signal
+import socket
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from .engine import CrawlConfig
-from .errors import AsyncrawlError, ConfigError, UpstreamFatalError
+from .errors import AsyncrawlError, ConfigError, InputError, SinkError, UpstreamFatalError
 from .limiter import DEFAULT_RATES, Rate
 from .redact import install_log_redaction, redact_text, register_secret
 
@@ -32,9 +42,39 @@ EXIT_USAGE = 2
 EXIT_FATAL = 3
 
 log = logging.getLogger("asyncrawl")
+T = TypeVar("T")
+
+# Caps on every numeric option: a typo (an extra zero or three) must be a usage error, not a
+# run that takes a gigabyte and half a minute to plan 2 items.
+MAX_CONCURRENCY = 1000  # as the Lambda applies
+MAX_DEADLINE_S = 7 * 86400.0
+MAX_ATTEMPT_TIMEOUT_S = 3600.0
+MAX_STORAGE_TIMEOUT_S = 300.0
+MAX_RATE_LIMIT = 1_000_000
+MAX_RATE_PERIOD_S = 31 * 86400.0
+# Seconds a run may spend after its deadline on the grace for attempts in flight: the store's
+# calls end by deadline + grace + two storage calls (journal flush, summary).
+_GRACE_S = 2.0
+# The run's lease: renewed every third of its life, so a crashed holder on another machine
+# blocks its run id for this long at most (one on this machine: not at all, see _stale_holder).
+LEASE_TTL_S = 120.0
+# Library parameters -> the flag a user sets (messages name what the user can change).
+_FLAGS = {
+    "concurrency": "--concurrency",
+    "deadline": "--deadline",
+    "attempt_timeout": "--attempt-timeout",
+    "hedge_after": "--hedge-after",
+    "rates": "--rate",
+    "rate": "--rate",
+    "uri": "--out",
+    "root": "--out",
+    "call_timeout": "--storage-timeout",
+    "base_url": "--base-url",
+    "run_id": "--run-id",
+}
 
 
-def _positive_int(name: str) -> Any:
+def _whole_number(name: str, low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -42,14 +82,17 @@ def _positive_int(name: str) -> Any:
             raise argparse.ArgumentTypeError(
                 f"{name} must be a whole number, got {text!r}"
             ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be at least {low} and at most {high:,}, got {value:,}; "
+                f"give e.g. {name} {min(max(16, low), high)}"
+            )
         return value
 
     return parse
 
 
-def _positive_float(name: str) -> Any:
+def _seconds(name: str, high: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -57,18 +100,38 @@ def _positive_float(name: str) -> Any:
             raise argparse.ArgumentTypeError(
                 f"{name} must be a number of seconds, got {text!r}"
             ) from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be more than 0 seconds, got {text}")
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise argparse.ArgumentTypeError(
+                f"{name} must be more than 0 and at most {high:g} seconds, got {text}"
+            )
         return value
 
     return parse
 
 
+def _hedge_after(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _seconds("--hedge-after", MAX_ATTEMPT_TIMEOUT_S)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"--hedge-after must be 'auto' or a number of seconds (more than 0, at most "
+            f"{MAX_ATTEMPT_TIMEOUT_S:g}), got {text!r}"
+        ) from None
+
+
 def _rate(text: str) -> Rate:
     try:
-        return Rate.parse(text, field="--rate")
+        rate = Rate.parse(text, field="--rate")
     except ConfigError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    if rate.limit > MAX_RATE_LIMIT or rate.period > MAX_RATE_PERIOD_S or rate.period < 0.001:
+        raise argparse.ArgumentTypeError(
+            f"--rate: {text!r}: N must be at most {MAX_RATE_LIMIT:,} and DURATION between 1ms "
+            "and 31d, e.g. 900/1m or 18000/1d"
+        )
+    return rate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="OpenDART's API base (default: https://opendart.fss.or.kr/api/)",
     )
-    crawl.add_argument("--concurrency", type=_positive_int("--concurrency"), default=16)
+    crawl.add_argument(
+        "--concurrency",
+        type=_whole_number("--concurrency", 1, MAX_CONCURRENCY),
+        default=16,
+        metavar="N",
+        help=f"items in flight at once, 1 to {MAX_CONCURRENCY} (default: 16)",
+    )
     crawl.add_argument(
         "--rate",
         type=_rate,
@@ -130,9 +199,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crawl.add_argument(
         "--deadline",
-        type=_positive_float("--deadline"),
+        type=_seconds("--deadline", MAX_DEADLINE_S),
         metavar="SECONDS",
-        help="stop starting new work after this many seconds",
+        help="stop starting new work after this many seconds (at most 7 days); storage calls "
+        "end by then too, plus a short grace",
+    )
+    crawl.add_argument(
+        "--attempt-timeout",
+        type=_seconds("--attempt-timeout", MAX_ATTEMPT_TIMEOUT_S),
+        default=None,
+        metavar="SECONDS",
+        help="seconds one HTTP attempt may take, body included (default: 30)",
+    )
+    crawl.add_argument(
+        "--hedge-after",
+        type=_hedge_after,
+        default=None,
+        metavar="SECONDS|auto",
+        help="send a second copy of a request unanswered after SECONDS ('auto': from the "
+        "observed latency); default: no hedging",
+    )
+    crawl.add_argument(
+        "--storage-timeout",
+        type=_seconds("--storage-timeout", MAX_STORAGE_TIMEOUT_S),
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds one storage call (a write, a read) may take before the store counts as "
+        "failed (default: 10)",
     )
     crawl.add_argument(
         "--run-id",
@@ -143,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary",
         type=Path,
         metavar="FILE",
-        help="also write the run summary (JSON) to this file",
+        help="also write the run summary (JSON) to this file (written even when the store "
+        "cannot take it)",
     )
 
     demo = commands.add_parser(
@@ -198,10 +292,71 @@ def exit_code(summary_failed: int, summary_remaining: int, fatal: bool) -> int:
     return EXIT_OK
 
 
+def _config(args: argparse.Namespace) -> CrawlConfig:
+    options: dict[str, Any] = {
+        "concurrency": args.concurrency,
+        "rates": tuple(args.rate) if args.rate else DEFAULT_RATES,
+        "deadline": args.deadline,
+        "grace": _GRACE_S,
+    }
+    if args.attempt_timeout is not None:
+        options["attempt_timeout"] = args.attempt_timeout
+    if args.hedge_after is not None:
+        options["hedge_after"] = args.hedge_after
+    try:
+        return CrawlConfig(**options)
+    except (TypeError, ValueError) as error:
+        if isinstance(error, ConfigError) or args.hedge_after != "auto":
+            raise
+        # An engine without adaptive hedging takes only seconds.
+        raise ConfigError(
+            "hedge_after", "'auto' is not supported by this engine; give SECONDS"
+        ) from None
+
+
+def _open_out(uri: str) -> AbstractAsyncContextManager[Any]:
+    from .sinks import open_store
+
+    return open_store(uri)
+
+
+def _machine() -> str:
+    """This host and PID namespace: where a process id means the same process."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux: the host name alone
+        namespace = 0
+    return f"{socket.gethostname()}:{namespace}"
+
+
+def _holder_id() -> str:
+    """The lease holder id of this process: ``{machine}/{pid}/{random}``."""
+    return f"{_machine()}/{os.getpid()}/{os.urandom(4).hex()}"
+
+
+def _stale_holder(holder: str) -> bool:
+    """A lease holder that was a process on this machine which no longer exists (kill -9)."""
+    machine, _, rest = holder.partition("/")
+    pid_text = rest.partition("/")[0]
+    if machine != _machine() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, owned by someone else
+        return False
+    return False
+
+
+class _RunBusy(AsyncrawlError):
+    """Another process holds the run's lease."""
+
+
 async def _crawl(args: argparse.Namespace) -> int:
     from .jobs.opendart import run_statements_job
     from .progress import CrawlProgress
-    from .sinks import new_run_id, open_store, validate_run_id
+    from .sinks import RunLease, bounded, describe_store, new_run_id, validate_run_id
     from .sources.opendart import OpenDartSource, load_companies, plan_items
     from .sources.opendart.source import DEFAULT_BASE_URL
 
@@ -211,32 +366,194 @@ async def _crawl(args: argparse.Namespace) -> int:
     # Kept for main(): an interrupted run tells the user which id resumes it.
     args.run_id = run_id
     if args.summary is not None:
-        _check_summary_file(args.summary)
-    companies = await load_companies(args.companies)
-    items = list(plan_items(companies, args.years, args.kind, args.fs_div))
-    config = CrawlConfig(
-        concurrency=args.concurrency,
-        rates=tuple(args.rate) if args.rate else DEFAULT_RATES,
-        deadline=args.deadline,
-    )
-    log.info("run %s: %d companies, %d items -> %s", run_id, len(companies), len(items), args.out)
-    async with open_store(args.out) as store:
-        with CrawlProgress(total=len(items)) as progress:
-            result = await run_statements_job(
-                items,
-                source=source,
-                store=store,
-                run_id=run_id,
-                config=config,
-                total=len(items),
-                on_result=progress.update,
-                on_start=progress.attach,
+        _check_output_file(args.summary, "--summary")
+    config = _config(args)
+    loop = asyncio.get_running_loop()
+    # The output is opened (a directory created and probed, an S3 URI checked) first, and the
+    # run's lease taken before the first request: none is spent on results that could not be
+    # kept, or on a run another process is working on.
+    async with _open_out(args.out) as raw_store:
+        companies = await load_companies(args.companies)
+        items = list(plan_items(companies, args.years, args.kind, args.fs_div))
+        keys = [source.key(item) for item in items]
+        name = describe_store(raw_store)
+        store = bounded(raw_store, deadline_at=None, call_timeout=args.storage_timeout, name=name)
+        if args.deadline is not None:
+            # Every storage call ends by the deadline, the grace for attempts in flight and
+            # time for the journal's last part and the summary.
+            store.deadline_at = loop.time() + args.deadline + _GRACE_S + 2 * args.storage_timeout
+        lease = RunLease(
+            store,
+            run_id,
+            LEASE_TTL_S,
+            holder=_holder_id(),
+        )
+        crawls: list[Any] = []
+        try:
+            taken = await lease.acquire(stale=_stale_holder)
+        except SinkError as error:
+            outcome = _Outcome()
+            outcome.storage_error = error
+            return _report(args, outcome, crawls, keys)
+        if not taken:
+            raise _RunBusy(
+                f"run {run_id} is busy: another asyncrawl process holds its lease in {name} "
+                f"(until that process ends, or {LEASE_TTL_S:.0f} s after its last renewal); "
+                "wait for it, or choose another --run-id"
             )
-    summary = result.summary
-    document = summary.to_dict()
-    if result.resumed:
-        print(f"resumed run {run_id}: {result.resumed} items were finished earlier, not fetched")
-    _print_summary(document, where=f"{args.out.rstrip('/')}/{result.summary_key}")
+        log.info(
+            "run %s: %d companies, %d items -> %s", run_id, len(companies), len(items), args.out
+        )
+        try:
+            progress = CrawlProgress(total=len(items))
+            outcome = await _run_job(
+                lambda on_start: run_statements_job(
+                    items,
+                    source=source,
+                    store=store,
+                    run_id=run_id,
+                    config=config,
+                    total=len(items),
+                    on_result=progress.update,
+                    on_start=on_start,
+                ),
+                crawls,
+                progress,
+                lease,
+            )
+        finally:
+            await _release(lease)
+    return _report(args, outcome, crawls, keys)
+
+
+class _Outcome:
+    """How the job ended, as the command line reports it."""
+
+    def __init__(self) -> None:
+        self.result: Any = None
+        self.storage_error: SinkError | None = None
+        self.interrupted = False
+
+
+async def _run_job(
+    job: Callable[[Callable[[Any], None]], Awaitable[Any]],
+    crawls: list[Any],
+    progress: Any,
+    lease: Any,
+) -> _Outcome:
+    outcome = _Outcome()
+
+    def on_start(crawl: Any) -> None:
+        crawls.append(crawl)
+        progress.attach(crawl)
+
+    renewing = asyncio.create_task(_keep_lease(lease, crawls))
+    try:
+        with progress:
+            outcome.result = await job(on_start)
+    except SinkError as error:
+        # The journal could not be read, or the summary not written: the store failed (perhaps
+        # while finishing after a signal, which this error then replaced).
+        outcome.storage_error = error
+        outcome.interrupted = _uncancel()
+    except asyncio.CancelledError:
+        # SIGINT / SIGTERM (see _guard): the job flushed the journal and wrote the summary.
+        if not _uncancel():
+            raise
+        outcome.interrupted = True
+    finally:
+        renewing.cancel()
+    if outcome.result is not None and outcome.result.sink_error is not None:
+        outcome.storage_error = outcome.result.sink_error
+    return outcome
+
+
+def _uncancel() -> bool:
+    """Take back a cancellation _guard made (a signal); ``True`` if there was one."""
+    task = asyncio.current_task()
+    if task is None or task.cancelling() == 0:
+        return False
+    task.uncancel()
+    return True
+
+
+async def _keep_lease(lease: Any, crawls: list[Any]) -> None:
+    """Renew the run's lease while it runs; a lease lost to another holder stops the crawl."""
+    while True:
+        await asyncio.sleep(lease.ttl_s / 3)
+        try:
+            kept = await lease.renew()
+        except SinkError as error:
+            log.warning("run %s: could not renew its lease: %s", lease.run_id, error)
+            continue
+        if not kept:
+            log.error("run %s: its lease was taken over by another process; stopping", lease.run_id)
+            for crawl in crawls:
+                crawl.stop()
+            return
+
+
+async def _release(lease: Any) -> None:
+    try:
+        await lease.release()
+    except SinkError as error:  # the lease expires by itself; nothing else depends on it
+        log.warning("run %s: could not release its lease: %s", lease.run_id, error)
+
+
+def _unstarted_summary(run_id: str, keys: list[str]) -> dict[str, Any]:
+    from .summary import RunSummary
+
+    return RunSummary(
+        run_id=run_id,
+        planned=len(keys),
+        ok=0,
+        no_data=0,
+        failed=(),
+        remaining=tuple(keys),
+        requests=0,
+        retries=0,
+        status_counts={},
+        elapsed_s=0.0,
+    ).to_dict()
+
+
+def _bounded_form(document: dict[str, Any], sample: int = 20) -> dict[str, Any]:
+    """The summary with its lists cut to ``sample`` entries (counts kept), for a log line."""
+    bounded = dict(document)
+    for name in ("failed", "remaining"):
+        entries = document.get(name, [])
+        bounded[f"{name}_count"] = len(entries)
+        bounded[name] = entries[:sample]
+    bounded.pop("latency_ms", None)
+    return bounded
+
+
+def _report(args: argparse.Namespace, outcome: _Outcome, crawls: list[Any], keys: list[str]) -> int:
+    result = outcome.result
+    where = f"{args.out.rstrip('/')}/_meta/runs/{args.run_id}/summary.json"
+    if result is not None:
+        document: dict[str, Any] = getattr(result, "document", None) or result.summary.to_dict()
+        summary = result.summary
+        failed, remaining = len(summary.failed), len(summary.remaining)
+        if result.resumed:
+            print(
+                f"resumed run {args.run_id}: {result.resumed} items were finished earlier, "
+                "not fetched"
+            )
+    else:
+        document = crawls[0].summary.to_dict() if crawls else _unstarted_summary(args.run_id, keys)
+        failed, remaining = len(document["failed"]), len(document["remaining"])
+    stored = result is not None
+    if not stored:
+        # Nothing is unaccounted for: the summary the store did not take goes to the log.
+        log.error(
+            "run %s: summary not stored (%s): %s",
+            args.run_id,
+            outcome.storage_error or "interrupted",
+            orjson.dumps(_bounded_form(document)).decode(),
+        )
+    _print_summary(document, where=where if stored else "not stored (see the log line above)")
+    code = exit_code(failed, remaining, result is not None and result.fatal is not None)
     if args.summary is not None:
         try:
             args.summary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
@@ -244,23 +561,35 @@ async def _crawl(args: argparse.Namespace) -> int:
             print(
                 f"error: --summary: cannot write {args.summary}: {error.strerror}", file=sys.stderr
             )
-            return EXIT_USAGE
-    if result.fatal is not None:
+            code = max(code, EXIT_FAILED)
+    if result is not None and result.fatal is not None:
         print(f"error: stopped by the upstream: {result.fatal.reason}", file=sys.stderr)
-    if result.sink_error is not None:
-        print(f"error: could not store results: {result.sink_error}", file=sys.stderr)
-    return exit_code(len(summary.failed), len(summary.remaining), result.fatal is not None)
+    if outcome.storage_error is not None:
+        print(f"error: storage failure: {outcome.storage_error}", file=sys.stderr)
+        code = max(code, EXIT_FAILED)
+    if outcome.interrupted:
+        listed = f"{where} lists" if stored else "the summary above lists"
+        print(
+            f"interrupted: {listed} what remains; rerun with --run-id {args.run_id} to resume",
+            file=sys.stderr,
+        )
+        code = EXIT_FAILED if code == EXIT_OK else code
+    return code
 
 
-def _check_summary_file(path: Path) -> None:
-    """Refuse a ``--summary`` path that cannot be written, before any request is spent."""
+def _check_output_file(path: Path, flag: str) -> None:
+    """Refuse an output file that cannot be written, before any request is spent."""
     if path.is_dir():
-        raise ConfigError("--summary", f"{path} is a directory; give a file name such as run.json")
+        raise ConfigError(flag, f"{path} is a directory; give a file name such as {path}/out.csv")
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(flag, f"{parent} is a file, not a directory; choose another path")
     if not parent.is_dir():
         raise ConfigError(
-            "--summary", f"the directory {parent} does not exist; create it or choose another file"
+            flag, f"the directory {parent} does not exist; create it or choose another file"
         )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(flag, f"the directory {parent} is not writable; choose another file")
 
 
 def _print_summary(document: dict[str, Any], *, where: str) -> None:
@@ -284,26 +613,94 @@ async def _companies(args: argparse.Namespace) -> int:
     from .sources.opendart.source import DEFAULT_BASE_URL
 
     key = _api_key()
+    # Checked before corpCode.xml (several MB) is downloaded.
+    _check_output_file(args.output, "--output")
     async with AiohttpFetcher() as fetcher:
         companies = await fetch_corp_codes(
             fetcher, api_key=key, base_url=args.base_url or DEFAULT_BASE_URL
         )
-    with args.output.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["corp_code", "stock_code", "corp_name"])
-        for company in companies:
-            writer.writerow([company.corp_code, company.stock_code or "", company.corp_name or ""])
+    try:
+        with args.output.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["corp_code", "stock_code", "corp_name"])
+            for company in companies:
+                writer.writerow(
+                    [company.corp_code, company.stock_code or "", company.corp_name or ""]
+                )
+    except OSError as error:
+        raise ConfigError("--output", f"cannot write {args.output}: {error.strerror}") from None
     print(f"{len(companies)} listed companies -> {args.output}")
     return EXIT_OK
+
+
+def _flag_error(error: ConfigError) -> str:
+    """The error's text, naming the flag the user set where the library named its parameter."""
+    flag = _FLAGS.get(error.field)
+    if flag is None or isinstance(error, InputError):
+        return str(error)
+    return f"{flag}: {error.problem}"
+
+
+async def _guard(work: Awaitable[T]) -> T:
+    """Run ``work`` with SIGINT and SIGTERM handled: the first cancels it, the second exits."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[str] = []
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        received.append(name)
+        if len(received) == 1:
+            print(
+                f"{name}: stopping; flushing the journal and writing the summary "
+                "(send it again to exit at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+            if task is not None:
+                task.cancel()
+            return
+        # The second signal: out now. The journal's parts already stored are whole (each an
+        # atomic put); what was not yet flushed is fetched again on resume.
+        print(f"{name} again: exiting now; the journal keeps what it had stored", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_FAILED)
+
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            continue
+        installed.append(signum)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        # Interrupted before the crawl began (or after it ended): main() reports it.
+        raise KeyboardInterrupt from None
+    finally:
+        for installed_signum in installed:
+            loop.remove_signal_handler(installed_signum)
+
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    # Before and after the event loop runs: SIGTERM behaves like Ctrl-C (exit 1, not 143).
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asyncrawl`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    if previous_sigterm is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         if args.command == "crawl":
-            return asyncio.run(_crawl(args))
+            return asyncio.run(_guard(_crawl(args)))
         if args.command == "demo":
             from .demo import run_demo
 
@@ -313,8 +710,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_id = getattr(args, "run_id", None)
         if args.command == "crawl" and run_id:
             print(
-                f"interrupted: {args.out.rstrip('/')}/_meta/runs/{run_id}/summary.json lists "
-                f"what remains; rerun with --run-id {run_id} to resume",
+                f"interrupted: rerun with --run-id {run_id} to resume; "
+                f"{args.out.rstrip('/')}/_meta/runs/{run_id}/summary.json lists what remains "
+                "if it was written",
                 file=sys.stderr,
             )
         else:
@@ -324,7 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {redact_text(str(error))}", file=sys.stderr)
         return EXIT_FATAL
     except ConfigError as error:
-        print(f"error: {redact_text(str(error))}", file=sys.stderr)
+        print(f"error: {redact_text(_flag_error(error))}", file=sys.stderr)
         return EXIT_USAGE
     except AsyncrawlError as error:
         print(f"error: {redact_text(str(error))}", file=sys.stderr)
@@ -334,6 +732,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # would print it unmasked (a third-party error's text may hold a request URL).
         print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
         return EXIT_FAILED
+    finally:
+        if previous_sigterm is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -35,14 +35,20 @@ async def deliver(
 ) -> RunSummary:
     """Run ``crawl`` to its end, storing every result in ``sink``; return the run summary.
 
-    ``crawl`` must have been created with ``confirm=True``. ``on_result`` (optional) is called
+    ``crawl`` must not have started yet; deliver() makes it count an ok / no-data item only
+    once the sink stored it (``run(..., confirm=True)`` is not needed). ``on_result`` is called
     with each stored :class:`~asyncrawl.results.ItemResult` (progress displays use it).
     Raises :class:`~asyncrawl.errors.UpstreamFatalError` after storing everything fetched when
     the upstream stops the run, and :class:`~asyncrawl.errors.SinkError` when the sink kept
     failing; ``crawl.summary`` is complete in both cases.
     """
-    if not crawl._confirm:
-        raise ConfigError("confirm", "deliver() needs a crawl created with run(..., confirm=True)")
+    if not crawl.confirming:
+        if crawl._started:
+            raise ConfigError(
+                "crawl", "has already started; hand deliver() a crawl fresh from run(...)"
+            )
+        # Before the first result: from here on a result counts only once confirm() is called.
+        crawl._confirm = True
     if write_concurrency < 1:
         raise ConfigError("write_concurrency", "must be at least 1")
     slots = asyncio.Semaphore(write_concurrency)

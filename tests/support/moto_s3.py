@@ -87,8 +87,11 @@ class MotoS3:
     bucket: str
 
     def client(self, service: str = "s3") -> Any:
-        """A plain (synchronous) boto3 client for ``service``, for setting up and asserting."""
-        return boto3.client(service, region_name=self.region)
+        """A plain (synchronous) boto3 client for ``service``, for setting up and asserting.
+
+        It talks to moto directly, even when a test points boto3's environment at a proxy.
+        """
+        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint)
 
     def create_bucket(self, name: str, *, versioned: bool = False) -> str:
         """Create another bucket (optionally versioned); returns its name."""

@@ -3,7 +3,9 @@
 - :mod:`~asyncrawl.sinks.base`: the ``Sink`` and ``BlobStore`` protocols.
 - :mod:`~asyncrawl.sinks.layout`: every key asyncrawl writes, and run ids.
 - :mod:`~asyncrawl.sinks.directory` and :mod:`~asyncrawl.sinks.s3`: the two stores;
-  :func:`open_store` picks one from an ``--out`` value.
+  :func:`open_store` picks one from a URI.
+- :mod:`~asyncrawl.sinks.bounded`: every store call ends within a time limit.
+- :mod:`~asyncrawl.sinks.lease`: one holder of a run at a time.
 - :mod:`~asyncrawl.sinks.records`: rows to deterministic gzip-compressed JSON Lines.
 - :mod:`~asyncrawl.sinks.journal`: finished items, summary and state of a run.
 - :mod:`~asyncrawl.sinks.record_sink`: the sink a crawl writes through.
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import BlobStore, Sink
+from .bounded import BoundedStore, bounded, describe_store
 from .directory import DirectoryStore
 from .journal import (
     JournalStatus,
@@ -35,6 +38,7 @@ from .layout import (
     validate_key,
     validate_run_id,
 )
+from .lease import RunLease, lease_prefix
 from .record_sink import DATA_CONTENT_TYPE, RecordSink
 from .records import decode_jsonl_gz, encode_jsonl_gz
 from .store import open_store
@@ -47,15 +51,20 @@ __all__ = [
     "DATA_PREFIX",
     "META_PREFIX",
     "BlobStore",
+    "BoundedStore",
     "DirectoryStore",
     "JournalStatus",
     "RecordSink",
     "RunJournal",
+    "RunLease",
     "S3Store",
     "Sink",
+    "bounded",
     "decode_jsonl_gz",
+    "describe_store",
     "encode_jsonl_gz",
     "journal_prefix",
+    "lease_prefix",
     "new_run_id",
     "open_store",
     "partitioned_key",

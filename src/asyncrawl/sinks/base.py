@@ -26,9 +26,19 @@ class BlobStore(Protocol):
 
     Keys are ``/``-separated and relative to the root. ``put`` is atomic: a reader sees the
     old object or the new one, never a part. ``get`` returns ``None`` for a missing key.
+    Every failure is a :class:`~asyncrawl.errors.SinkError`.
     """
 
     async def put(self, key: str, data: bytes, *, content_type: str) -> None: ...
+
+    async def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
+        """Store ``data`` at ``key`` only if no object is there; ``True`` when this call did.
+
+        Atomic: of two concurrent writers exactly one gets ``True`` (S3 ``If-None-Match: *``,
+        a hard link or ``O_EXCL`` on a directory). It backs :class:`~asyncrawl.sinks.lease.
+        RunLease`.
+        """
+        ...
 
     async def get(self, key: str) -> bytes | None: ...
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Self
 
 from ..errors import ConfigError, SinkError
+from ._threads import run_in_daemon_thread
 from .layout import validate_key, validate_prefix
 
 __all__ = ["DirectoryStore"]
@@ -28,8 +29,10 @@ class DirectoryStore:
 
     ``put`` writes to a temporary name beside the target, fsyncs it, then renames it over the
     target: a reader sees the old file or the new one, never a part, and a failed write leaves
-    no partial file at the key. All file I/O runs in a worker thread (``asyncio.to_thread``)
-    so a slow disk does not stall the event loop. ``list`` yields keys in sorted order.
+    no partial file at the key. All file I/O runs in daemon threads
+    (:func:`~asyncrawl.sinks._threads.run_in_daemon_thread`, not the loop's default executor),
+    so a slow disk does not stall the event loop and a hung one cannot keep the process alive
+    once the caller gave up on the write. ``list`` yields keys in sorted order.
 
     It is its own async context manager (``async with DirectoryStore(path) as store``) so that
     callers treat it and :class:`~asyncrawl.sinks.s3.S3Store` alike; it holds no resources.
@@ -45,10 +48,9 @@ class DirectoryStore:
     async def __aenter__(self) -> Self:
         # Refuse a root that cannot hold files before a crawl spends requests on results it
         # could not keep.
-        if self.root.exists() and not self.root.is_dir():
-            raise ConfigError(
-                "--out", f"{self.root} is a file; give a directory or s3://bucket/prefix"
-            )
+        problem = await run_in_daemon_thread(lambda: writable_directory_problem(self.root))
+        if problem is not None:
+            raise ConfigError("root", problem)
         return self
 
     async def __aexit__(
@@ -71,7 +73,21 @@ class DirectoryStore:
         """
         path = self.path_of(key)
         try:
-            await asyncio.to_thread(_write_atomic, path, data)
+            await run_in_daemon_thread(lambda: _write_atomic(path, data))
+        except OSError as exc:
+            raise SinkError(f"could not write {path}: {exc.strerror or exc}") from exc
+
+    async def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
+        """Store ``data`` at ``key`` only if nothing is there yet; ``True`` if this call did.
+
+        The file is written whole under a temporary name and then hard-linked to the key
+        (``link`` fails when the target exists, atomically): of two writers exactly one wins,
+        and a reader never sees a part. Where hard links are refused, an ``O_EXCL`` create
+        does the same, except that the file is visible while it is being written.
+        """
+        path = self.path_of(key)
+        try:
+            return await run_in_daemon_thread(lambda: _write_exclusive(path, data))
         except OSError as exc:
             raise SinkError(f"could not write {path}: {exc.strerror or exc}") from exc
 
@@ -79,7 +95,7 @@ class DirectoryStore:
         """The bytes at ``key``, or ``None`` when there is no such file."""
         path = self.path_of(key)
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            return await run_in_daemon_thread(path.read_bytes)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
@@ -89,7 +105,7 @@ class DirectoryStore:
         """Every key that starts with ``prefix`` (a plain string prefix, as on S3), sorted."""
         validate_prefix(prefix)
         try:
-            keys = await asyncio.to_thread(_list_keys, self.root, prefix)
+            keys = await run_in_daemon_thread(lambda: _list_keys(self.root, prefix))
         except OSError as exc:
             raise SinkError(f"could not list {self.root / prefix}: {exc.strerror or exc}") from exc
         for key in keys:
@@ -99,8 +115,61 @@ class DirectoryStore:
         """Nothing to release; present for the BlobStore protocol."""
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def writable_directory_problem(root: Path) -> str | None:
+    """Why ``root`` cannot hold the output (a file, under a file, not writable), or ``None``.
+
+    Checked before a crawl spends requests on results it could not keep: the directory is
+    created (it would be on the first write anyway) and a probe file is written and removed
+    in it, which also catches read-only mounts and permissions that ``os.access`` misjudges.
+    """
+    fix = "give a directory you can write to, or s3://bucket/prefix"
+    if root.exists() and not root.is_dir():
+        return f"{root} is a file; {fix}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {root}: {exc.strerror or exc}; {fix}"
+    probe = root / f".asyncrawl-probe.{secrets.token_hex(6)}{_TMP_SUFFIX}"
+    try:
+        with open(probe, "xb"):
+            pass
+    except OSError as exc:
+        return f"cannot write in {root}: {exc.strerror or exc}; {fix}"
+    probe.unlink(missing_ok=True)
+    return None
+
+
+def _write_exclusive(path: Path, data: bytes) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_temporary(path, data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        return _create_exclusive(path, data)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return True
+
+
+def _create_exclusive(path: Path, data: bytes) -> bool:
+    try:
+        handle = open(path, "xb")  # noqa: SIM115 - closed below, after the fsync
+    except FileExistsError:
+        return False
+    with handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _fsync_dir(path.parent)
+    return True
+
+
+def _write_temporary(path: Path, data: bytes) -> Path:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}")
     try:
         # "xb": never follow or clobber something already at the temporary name; the mode is
@@ -110,6 +179,16 @@ def _write_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             # Without fsync a crash after the rename can leave an empty file at the key.
             os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_temporary(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

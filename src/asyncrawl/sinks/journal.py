@@ -45,24 +45,49 @@ _JSONL = "application/x-ndjson"
 class RunJournal:
     """The items a run has finished, so that re-running with the same run id skips them.
 
-    :meth:`record` adds an entry; every ``flush_every`` entries (and on :meth:`flush` or
-    :meth:`aclose`) the pending entries are written as one new part, in one atomic put. If
-    that put fails the entries stay pending for the next flush: none is lost.
+    :meth:`record` adds an entry; the pending entries are written as one new part, in one
+    atomic put, once ``flush_every`` are pending or ``flush_interval`` seconds after the oldest
+    pending one was recorded, whichever comes first (and on :meth:`flush` or :meth:`aclose`).
+    That bounds what a crash (``kill -9``, a lost container) can forget: the items stored in
+    the last ``flush_interval`` seconds at most, which a resume fetches again and rewrites at
+    their same keys. If a put fails the entries stay pending for the next flush: none is lost.
     """
 
-    def __init__(self, store: BlobStore, run_id: str, *, flush_every: int = 200) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        run_id: str,
+        *,
+        flush_every: int = 50,
+        flush_interval: float = 1.0,
+        load_concurrency: int = 16,
+    ) -> None:
         if isinstance(flush_every, bool) or flush_every < 1:
             raise ConfigError("flush_every", f"must be a positive integer, not {flush_every!r}")
+        if isinstance(flush_interval, bool) or not 0 < flush_interval <= 3600:
+            raise ConfigError(
+                "flush_interval", f"must be more than 0 and at most 3600 s, not {flush_interval!r}"
+            )
+        if isinstance(load_concurrency, bool) or load_concurrency < 1:
+            raise ConfigError(
+                "load_concurrency", f"must be a positive integer, not {load_concurrency!r}"
+            )
         #: Where the parts go.
         self.store = store
         #: The run these entries belong to.
         self.run_id = validate_run_id(run_id)
         #: Entries per part: a flush happens when this many are pending.
         self.flush_every = flush_every
+        #: Seconds an entry may wait for its part: a flush happens then, however few are pending.
+        self.flush_interval = float(flush_interval)
+        #: Parts read at once by :meth:`load`.
+        self.load_concurrency = load_concurrency
         self._prefix = journal_prefix(run_id)
         self._pending: dict[str, JournalStatus] = {}
         self._next_part = 0
         self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def pending(self) -> int:
@@ -82,9 +107,17 @@ class RunJournal:
             if match:
                 parts.append((int(match.group(1)), key))
         parts.sort()
+        # Parts are small and many (one per flush interval), so they are read concurrently,
+        # then applied in part order so that a later part wins.
+        slots = asyncio.Semaphore(self.load_concurrency)
+
+        async def read(key: str) -> bytes | None:
+            async with slots:
+                return await self.store.get(key)
+
+        bodies = await asyncio.gather(*(read(key) for _number, key in parts))
         finished: dict[str, JournalStatus] = {}
-        for _number, key in parts:
-            data = await self.store.get(key)
+        for (_number, key), data in zip(parts, bodies, strict=True):
             if data is None:
                 continue
             for line in data.splitlines():
@@ -122,15 +155,39 @@ class RunJournal:
         self._pending.pop(key, None)
         self._pending[key] = status
         if len(self._pending) >= self.flush_every:
-            try:
-                await self.flush()
-            except SinkError as exc:
-                logger.warning(
-                    "journal flush failed; %d entries kept pending: %s", self.pending, exc
-                )
+            await self._flush_logged()
+        elif self._timer is None:
+            # The oldest pending entry waits flush_interval at most, even if no more arrive.
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.flush_interval, self._flush_in_background)
+
+    def _flush_in_background(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self._flush_logged())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except SinkError as exc:
+            logger.warning("journal flush failed; %d entries kept pending: %s", self.pending, exc)
 
     async def flush(self) -> None:
         """Write every pending entry as one new part; SinkError (entries kept) on failure."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            await self._write_part()
+        finally:
+            if self._pending and self._timer is None:
+                # Entries recorded during the put, or kept by a failed one: they get their own
+                # interval.
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self.flush_interval, self._flush_in_background)
+
+    async def _write_part(self) -> None:
         async with self._lock:
             if not self._pending:
                 return
@@ -150,8 +207,19 @@ class RunJournal:
                     del self._pending[key]
 
     async def aclose(self) -> None:
-        """Flush what is pending (the store stays open: it belongs to the caller)."""
-        await self.flush()
+        """Flush what is pending (the store stays open: it belongs to the caller).
+
+        A background flush still under way is awaited first, so its part is numbered and
+        stored before the last one.
+        """
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        try:
+            await self.flush()
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
 
 async def write_summary(store: BlobStore, run_id: str, summary: Mapping[str, Any]) -> str:

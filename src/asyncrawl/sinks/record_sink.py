@@ -38,13 +38,13 @@ class RecordSink:
         store: BlobStore,
         *,
         data_key: Callable[[ItemResult[Any]], str],
-        journal: RunJournal | None,
+        journal: RunJournal | None = None,
     ) -> None:
         #: Where data files go.
         self.store = store
         #: Maps a finished item to its data file's key (see :func:`.partitioned_key`).
         self.data_key = data_key
-        #: The run journal, or ``None`` when the run is not resumable.
+        #: The run journal, or ``None`` (the default) when the run need not be resumable.
         self.journal = journal
 
     async def write(self, result: ItemResult[Any]) -> None:

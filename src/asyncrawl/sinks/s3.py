@@ -21,10 +21,22 @@ __all__ = ["S3Store"]
 
 # S3's bucket naming rules, loosely: enough to catch a path or a typo before any request.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-# botocore's standard mode retries throttling, 5xx and connection errors with jittered
-# back-off. Retrying a PutObject is safe: the same bytes at the same key give the same object.
-_ATTEMPTS = 5
+# Retry mode, chosen on purpose: botocore's "standard" mode retries throttling, 5xx and
+# connection errors with full-jitter back-off, and its client-wide retry quota stops retrying
+# once many calls fail -- an S3 outage then fails fast instead of multiplying every wait.
+# ("legacy", the default, makes 5 attempts and retries fewer errors; "adaptive" adds a
+# client-side rate limiter we do not want beside our own.) Three attempts in all: retrying a
+# PutObject is safe (same bytes, same key), and more attempts only add waiting that the
+# caller's time limit (see sinks.bounded) would cut anyway.
+_ATTEMPTS = 3
+# Short, fixed socket timeouts: a small PutObject or GetObject answers in well under a second;
+# botocore's 60 s read timeout x attempts is what let a stalled S3 hold a run for minutes.
+_CONNECT_TIMEOUT = 2.0
+_READ_TIMEOUT = 5.0
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+# A conditional put lost to an object already there (412), or to a concurrent conditional
+# put of the same key (409): either way another writer holds the key.
+_TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
 class S3Store:
@@ -39,6 +51,10 @@ class S3Store:
     ``AWS_REGION``/``AWS_DEFAULT_REGION``, the credential chain), so a local S3 works without
     code changes. Puts and gets run at most ``max_concurrency`` at a time. Every failure
     surfaces as :class:`~asyncrawl.errors.SinkError` naming the bucket and key.
+
+    Each call waits at most about ``max_attempts`` x (``connect_timeout`` + ``read_timeout``)
+    plus back-off; wrap the store in :func:`~asyncrawl.sinks.bounded` to end every call by a
+    deadline as well.
     """
 
     def __init__(
@@ -47,6 +63,9 @@ class S3Store:
         prefix: str = "",
         *,
         max_concurrency: int = 8,
+        connect_timeout: float = _CONNECT_TIMEOUT,
+        read_timeout: float = _READ_TIMEOUT,
+        max_attempts: int = _ATTEMPTS,
         session: aioboto3.Session | None = None,
     ) -> None:
         if not _BUCKET.fullmatch(bucket) or ".." in bucket:
@@ -60,6 +79,16 @@ class S3Store:
             raise ConfigError(
                 "max_concurrency", f"must be a positive integer, not {max_concurrency!r}"
             )
+        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+            if isinstance(value, bool) or not 0 < value <= 300:
+                raise ConfigError(name, f"must be between 0 and 300 seconds, not {value!r}")
+        if isinstance(max_attempts, bool) or not 1 <= max_attempts <= 10:
+            raise ConfigError("max_attempts", f"must be 1 to 10, not {max_attempts!r}")
+        #: Seconds to open a connection, and to wait for each read (botocore's socket limits).
+        self.connect_timeout = float(connect_timeout)
+        self.read_timeout = float(read_timeout)
+        #: Attempts per call in all, first included (botocore "standard" retry mode).
+        self.max_attempts = max_attempts
         #: The bucket every object goes to.
         self.bucket = bucket
         #: The key prefix under the bucket, without leading or trailing ``/`` ("" for none).
@@ -91,7 +120,9 @@ class S3Store:
         # locks that may belong to the loop of an earlier invocation.
         session = self._session if self._session is not None else aioboto3.Session()
         config = AioConfig(
-            retries={"mode": "standard", "total_max_attempts": _ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
             max_pool_connections=max(10, self.max_concurrency),
         )
         stack = AsyncExitStack()
@@ -140,6 +171,34 @@ class S3Store:
                 raise SinkError(
                     f"could not write s3://{self.bucket}/{object_key}: {_describe(exc)}"
                 ) from None
+
+    async def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
+        """PutObject with ``If-None-Match: *``: ``True`` if stored, ``False`` if ``key`` exists.
+
+        S3 decides atomically: of two writers exactly one gets ``True``.
+        """
+        object_key = self.object_key(key)
+        client, slots = self._open()
+        async with slots:
+            try:
+                await client.put_object(
+                    Bucket=self.bucket,
+                    Key=object_key,
+                    Body=data,
+                    ContentType=content_type,
+                    IfNoneMatch="*",
+                )
+            except ClientError as exc:
+                if _code(exc) in _TAKEN:
+                    return False
+                raise SinkError(
+                    f"could not write s3://{self.bucket}/{object_key}: {_describe(exc)}"
+                ) from None
+            except (BotoCoreError, OSError) as exc:
+                raise SinkError(
+                    f"could not write s3://{self.bucket}/{object_key}: {_describe(exc)}"
+                ) from None
+        return True
 
     async def get(self, key: str) -> bytes | None:
         """The bytes at ``key``, or ``None`` when there is no such object."""
