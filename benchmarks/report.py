@@ -150,16 +150,19 @@ def render(results: dict[str, Any]) -> str:
             f"Concurrency {results['concurrency']}, per-attempt timeout "
             f"{results['timeout_s']:g} s, "
             f"{results['attempts']} attempts per item for every contender that takes such "
-            "settings. Requests, resends and breaches are counted by the server; `x floor` is "
-            "elapsed over the least time the workload can take (see docs/BENCHMARKS.md).",
+            "settings. `elapsed` is the crawl as the contender times it (the CLI: its process's "
+            "wall time), `wall` the whole process; requests, resends and breaches are counted by "
+            "the server; `x floor` is elapsed over the least time the workload can take (see "
+            "docs/BENCHMARKS.md). Start-up: process start to the first request's arrival; "
+            "tear-down: the last answer to the process's exit.",
             "",
-            "| profile | contender | elapsed s | x floor | ok | no data | failed | lost | "
+            "| profile | contender | elapsed s | wall s | x floor | ok | no data | failed | lost | "
             "requests | resends | hedges | breaches | peak RSS MB | start-up ms | tear-down ms |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in profiles:
             lines.append(
-                f"| {p['profile']} | {p['contender']} | {p['elapsed']:.2f} | "
+                f"| {p['profile']} | {p['contender']} | {p['elapsed']:.2f} | {p['wall']:.2f} | "
                 f"{_fmt(p['x_floor'])} | {p['ok']} | {p['no_data']} | {p['failed']} | "
                 f"{p['lost']} | {p['requests']} | {p['resends']} | {_fmt(p['hedges'])} | "
                 f"{p['breaches']} | {p['peak_rss_mb']:.0f} | {_fmt(p['startup_ms'], 0)} | "

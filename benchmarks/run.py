@@ -260,16 +260,14 @@ def spec_for(
 
 def asyncrawl_options() -> dict[str, Any]:
     """Extra CrawlConfig settings for asyncrawl, where this engine has them."""
-    import dataclasses
-
     from asyncrawl.engine import CrawlConfig
 
-    names = {f.name for f in dataclasses.fields(CrawlConfig)}
-    options: dict[str, Any] = {}
-    # A learned hedge delay (engine branch), else none: hedging is not on by default.
-    if "hedge" in names:
-        options["hedge"] = True
-    return options
+    try:
+        # Bounded hedging with a delay learned from the latencies seen (engine of round 2).
+        CrawlConfig(hedge_after="auto")  # type: ignore[arg-type,unused-ignore]
+    except Exception:  # an older engine: no hedging (it is off by default)
+        return {}
+    return {"hedge_after": "auto"}
 
 
 def cli_flags() -> list[str]:
@@ -437,7 +435,9 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def run_profiles(quick: bool, work: Path) -> tuple[list[Run], dict[str, Any]]:
+def run_profiles(
+    quick: bool, work: Path, only: set[str] | None = None
+) -> tuple[list[Run], dict[str, Any]]:
     """Every contender on every profile; also the in-flight series of the calm run."""
     runs: list[Run] = []
     in_flight: dict[str, Any] = {}
@@ -447,7 +447,7 @@ def run_profiles(quick: bool, work: Path) -> tuple[list[Run], dict[str, Any]]:
         floor, requests = floor_seconds(profile, items)
         log(f"profile {profile.name}: {len(items)} items, R={requests}, floor {floor:.2f} s")
         for name in CONTENDER_ORDER:
-            if name == "old way" and not profile.old_way:
+            if (name == "old way" and not profile.old_way) or (only and name not in only):
                 continue
             if not available(name):
                 log(f"  {name}: not installed here (make benchmark installs it), skipped")
@@ -476,12 +476,41 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="run only these parts (repeatable)",
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS.json",
+        help="only re-render the report and plots of an earlier run's JSON",
+    )
+    parser.add_argument(
+        "--contender",
+        choices=CONTENDER_ORDER,
+        action="append",
+        help="run only these contenders in the profiles (repeatable; with --update the "
+        "others' rows stay)",
+    )
+    parser.add_argument(
+        "--update",
+        type=Path,
+        metavar="RESULTS.json",
+        help="run the --only parts and replace just those in an earlier run's JSON",
+    )
     args = parser.parse_args(argv)
     from . import parts, report
+
+    if args.render is not None:
+        earlier = json.loads(args.render.read_text())
+        suffix = "-quick" if earlier["quick"] else ""
+        text = report.render(earlier)
+        (args.render.parent / f"{args.render.stem}.md").write_text(text)
+        print(text)
+        report.plots(earlier, args.render.parent, suffix=suffix)
+        return 0
 
     started = time.monotonic()
     wanted = set(args.only or ["profiles", "calm", "throughput", "scale", "engine"])
     results: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
         "command": "make benchmark" + (" QUICK=1" if args.quick else ""),
         "quick": args.quick,
@@ -492,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with _workdir() as work:
         if "profiles" in wanted:
-            runs, in_flight = run_profiles(args.quick, work)
+            runs, in_flight = run_profiles(args.quick, work, set(args.contender or ()))
             results["profiles"] = [r.as_dict() for r in runs]
             results["in_flight"] = in_flight
         if "calm" in wanted:
@@ -504,8 +533,38 @@ def main(argv: list[str] | None = None) -> int:
         if "engine" in wanted:
             results["engine"] = parts.engine(args.quick, work)
     results["suite_seconds"] = round(time.monotonic() - started, 1)
+    results["parts"] = dict.fromkeys(sorted(wanted), results["started_at"])
+    if args.contender and "profiles" in wanted:
+        results["parts"]["profiles"] += " (only " + ", ".join(args.contender) + ")"
+    if args.update is not None:
+        # Earlier figures stay; the parts run now replace theirs, and say when they ran.
+        earlier = json.loads(args.update.read_text())
+        if "profiles" in results and args.contender:
+            # Only some contenders ran: their rows (and in-flight series) replace the old ones.
+            fresh = {(r["profile"], r["contender"]) for r in results["profiles"]}
+            kept = [
+                r
+                for r in earlier.get("profiles", [])
+                if (r["profile"], r["contender"]) not in fresh
+            ]
+            merged = kept + results.pop("profiles")
+            order = {name: index for index, name in enumerate(CONTENDER_ORDER)}
+            profile_order = {p.name: i for i, p in enumerate(profiles(results["quick"]))}
+            merged.sort(key=lambda r: (profile_order[r["profile"]], order[r["contender"]]))
+            earlier["profiles"] = merged
+            earlier.setdefault("in_flight", {}).update(results.pop("in_flight"))
+        for key in ("profiles", "in_flight", "calm_target", "throughput", "scale", "engine"):
+            if key in results:
+                earlier[key] = results[key]
+        earlier.setdefault("parts", {}).update(results["parts"])
+        earlier["suite_seconds"] = round(
+            float(earlier.get("suite_seconds", 0)) + results["suite_seconds"], 1
+        )
+        earlier["machine_update"] = results["machine"]
+        results = earlier
+        args.out = args.update.parent
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "results-quick" if args.quick else "results"
+    name = "results-quick" if results["quick"] else "results"
     (args.out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     text = report.render(results)
     (args.out / f"{name}.md").write_text(text)

@@ -65,6 +65,7 @@ def test_quick_demo_crawls_the_stand_in_on_loopback_and_reports_the_speed_up(
     assert new is not None, done.stdout
     assert float(old.group(1)) > 0
     assert float(new.group(2)) > 0
+    assert "make benchmark" in done.stdout  # the demo points at the full suite
 
     summaries = list((out / "_meta" / "runs").glob("*/summary.json"))
     assert len(summaries) == 1

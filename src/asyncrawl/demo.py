@@ -101,6 +101,10 @@ async def run_demo(*, out: Path, quick: bool = False) -> int:
     )
     print(f"data:    {out / 'data'}/year=*/report=*/fs=*/*.jsonl.gz")
     print(f"summary: {out / result.summary_key}")
+    print(
+        "full benchmark (Scrapy, Crawlee, aiometer, plain aiohttp; faults, rate windows, "
+        "scale): make benchmark  (docs/BENCHMARKS.md)"
+    )
     if result.fatal is not None or summary.failed or summary.remaining:
         return 1
     return 0
