@@ -20,14 +20,14 @@ import aioboto3
 import boto3
 import pytest
 
-from asyncrawl.aws.athena import (
+from asyncrawl.errors import ConfigError
+from asyncrawl.jobs.opendart import default_years
+from asyncrawl.sources.opendart.athena import (
     OLD_CRAWLER_QUERY,
     AthenaCompanyQuery,
     AthenaQueryError,
     load_athena_companies,
 )
-from asyncrawl.errors import ConfigError
-from asyncrawl.jobs.opendart import default_years
 from asyncrawl.sources.opendart.companies import CompanyListError
 from asyncrawl.sources.opendart.items import Company
 

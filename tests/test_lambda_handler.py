@@ -601,6 +601,26 @@ def test_an_empty_event_crawls_the_company_list_of_the_environment(
     assert corps == {"00126380", "00164779"}
 
 
+def test_prefer_cfs_asks_for_ofs_only_where_cfs_had_no_data_across_invocations(
+    moto_s3: MotoS3,
+    standin: Callable[..., StandInThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    server = standin(plan=FaultPlan(seed=5, latency=0.2), no_data_ratio=0.3)
+    set_env(monkeypatch, DART_BASE_URL=server.base_url, STATEMENT_BASIS="prefer-cfs")
+    answers = call_until_done({"companies": companies(3)}, FakeContext())
+
+    assert answers[-1][0] == 200, answers[-1][1]
+    asked = [a.item for a in server.arrivals()]
+    cfs = {key for key in asked if key.endswith("/CFS")}
+    empty_cfs = {key.removesuffix("/CFS") for key in cfs if server.server._is_no_data(key)}
+    ofs = {key.removesuffix("/OFS") for key in asked if key.endswith("/OFS")}
+    assert len(cfs) == 12  # 3 companies x 4 reports x 1 year, CFS only
+    assert empty_cfs  # the stand-in has some reports without consolidated statements
+    assert ofs == empty_cfs
+
+
 # --- 7. the budget ------------------------------------------------------------------------------
 
 
@@ -713,6 +733,7 @@ def test_a_missing_companies_uri_object_is_the_function_s_fault(
         ("CRAWL_YEARS", "1999"),
         ("DART_BASE_URL", "opendart.fss.or.kr"),
         ("COMPANIES_URI", "companies.csv"),
+        ("STATEMENT_BASIS", "cfs-first"),
     ],
 )
 def test_a_misconfigured_function_answers_500_naming_the_variable(

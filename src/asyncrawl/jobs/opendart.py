@@ -26,7 +26,6 @@ from typing import Any
 
 import orjson
 
-from ..aws.athena import athena_company_hook
 from ..engine import CrawlConfig
 from ..errors import ConfigError, ContinuationError, InputError, SinkError, UpstreamFatalError
 from ..http import Fetcher
@@ -43,9 +42,11 @@ from ..sources.opendart import (
     load_companies,
     plan_items,
 )
+from ..sources.opendart.athena import athena_company_hook
 from ..sources.opendart.companies import CompanyListError, parse_companies
 from ..sources.opendart.items import FIRST_YEAR, FS_DIVS, REPORT_CODES
 from ..sources.opendart.layout import data_key
+from ..sources.opendart.plans import BASES
 from ..sources.opendart.source import DEFAULT_BASE_URL
 from ..summary import RunSummary
 
@@ -66,7 +67,7 @@ KST = timezone(timedelta(hours=9), "KST")
 #: ``await hook(environ, store)``: a company list, or None when this source is not set up.
 CompanyHook = Callable[[Mapping[str, str], BlobStore], Awaitable[list[Company] | None]]
 #: Company-list sources a payload-less plan tries after ``COMPANIES_URI``: the Athena table
-#: or query of ``ATHENA_TABLE``/``ATHENA_QUERY`` (asyncrawl.aws.athena), when set.
+#: or query of ``ATHENA_TABLE``/``ATHENA_QUERY`` (asyncrawl.sources.opendart.athena), when set.
 COMPANY_LIST_HOOKS: list[CompanyHook] = [athena_company_hook]
 
 
@@ -116,6 +117,9 @@ class OpenDartSettings:
     companies_uri: str | None = None
     years: tuple[int, ...] = ()
     fs_divs: tuple[str, ...] = FS_DIVS
+    #: ``both`` (every division in ``fs_divs``) or ``prefer-cfs`` (CFS; OFS only as follow-up
+    #: work of a CFS item that had no data).
+    basis: str = "both"
     #: The environment, for the key (read on first use) and the company-list hooks.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -204,8 +208,17 @@ class OpenDartJob:
         fs_divs = tuple(dict.fromkeys(fs.upper() for fs in _env_list(environ, "FS_DIV"))) or FS_DIVS
         if any(fs not in FS_DIVS for fs in fs_divs):
             raise ConfigError("FS_DIV", f"{','.join(fs_divs)!r}: use CFS, OFS or CFS,OFS")
+        basis = (_env(environ, "STATEMENT_BASIS") or "both").lower()
+        if basis not in BASES:
+            raise ConfigError(
+                "STATEMENT_BASIS",
+                f"{basis!r} is not a statement basis; use {' or '.join(BASES)}",
+            )
+        if basis == "prefer-cfs" and "CFS" not in fs_divs:
+            raise ConfigError("STATEMENT_BASIS", "prefer-cfs needs CFS in FS_DIV (or FS_DIV unset)")
         return OpenDartSettings(
             crawler_type=crawler_type,
+            basis=basis,
             base_url=base_url,
             companies_uri=companies_uri,
             years=years,
@@ -251,11 +264,14 @@ class OpenDartJob:
                 "no company list: pass companies in the event, set COMPANIES_URI, or pass "
                 "the continuation an earlier answer returned",
             )
-        items = list(plan_items(companies, years, crawler_type, config.fs_divs))
+        # prefer-cfs plans the CFS items only; the source discovers an OFS item for each CFS
+        # item without data (follow-up work, carried over in continuations like any item).
+        fs_divs = ("CFS",) if config.basis == "prefer-cfs" else config.fs_divs
+        items = list(plan_items(companies, years, crawler_type, fs_divs))
         by_code = {c.corp_code: c for c in companies}
         return Plan(
             items=items,
-            params=_params(crawler_type, years, config.fs_divs, by_code.values()),
+            params=_params(crawler_type, years, fs_divs, by_code.values()),
             label=crawler_type,
             facts={"total_companies": len(by_code)},
         )
@@ -335,7 +351,11 @@ class OpenDartJob:
         from ..aws.secrets import load_api_key
 
         api_key = load_api_key(config.environ or os.environ)
-        return OpenDartSource(api_key=api_key, base_url=config.base_url or DEFAULT_BASE_URL)
+        return OpenDartSource(
+            api_key=api_key,
+            base_url=config.base_url or DEFAULT_BASE_URL,
+            ofs_fallback=config.basis == "prefer-cfs",
+        )
 
     def data_key(self, result: ItemResult[Any]) -> str:
         """``data/year=/report=/fs=/{corp_code}.jsonl.gz``."""

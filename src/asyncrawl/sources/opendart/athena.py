@@ -47,12 +47,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import AsyncrawlError, ConfigError
-from ..sources.opendart.companies import parse_companies
-from ..sources.opendart.items import Company
+from ...errors import AsyncrawlError, ConfigError
+from .companies import parse_companies
+from .items import Company
 
 if TYPE_CHECKING:
-    from ..sinks.base import BlobStore
+    from ...sinks.base import BlobStore
 
 __all__ = [
     "OLD_CRAWLER_QUERY",
