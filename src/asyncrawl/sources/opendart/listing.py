@@ -29,11 +29,11 @@ import orjson
 from ...engine import CrawlConfig, run
 from ...errors import ConfigError, InputError
 from ...http import Fetcher, Request, Response
-from ...outcomes import Fatal, Ok, Outcome, Unusable, classify_http_status
+from ...outcomes import Ok, Outcome
 from ...sinks.base import BlobStore
 from .companies import MAX_LIST_BYTES, decode_text
 from .items import Company
-from .source import DEFAULT_BASE_URL, check_api_key, status_outcome, utc_now, wrong_base_url
+from .source import DEFAULT_BASE_URL, check_api_key, read_answer, utc_now
 
 __all__ = [
     "CORP_CLS_KEY",
@@ -84,20 +84,9 @@ class CompanyProfileSource:
 
     def classify(self, item: Company, response: Response) -> Outcome:
         """The profile's ``corp_cls``, or what the answer's status means."""
-        if response.status == 404:
-            return Fatal(status="http_404", reason=wrong_base_url(self.base_url, 404))
-        by_http = classify_http_status(response.status, response.headers)
-        if by_http is not None:
-            return by_http
-        try:
-            body = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            return Unusable(status="bad_body", reason="the answer is not JSON")
-        status = body.get("status") if isinstance(body, dict) else None
-        if not isinstance(status, str):
-            return Unusable(status="bad_body", reason="the answer has no status")
-        if status != "000":
-            return status_outcome(status, body)
+        body = read_answer(response, self.base_url)
+        if not isinstance(body, dict):
+            return body
         return Ok(
             status="000",
             payload={

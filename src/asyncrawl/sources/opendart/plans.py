@@ -31,12 +31,12 @@ import orjson
 from ...engine import CrawlConfig, run
 from ...errors import ConfigError
 from ...http import AiohttpFetcher, Fetcher, Request, Response
-from ...outcomes import Fatal, NoData, Ok, Outcome, Unusable, classify_http_status
+from ...outcomes import NoData, Ok, Outcome, Unusable
 from ...sinks.base import BlobStore
 from ...sinks.journal import RunJournal
 from ...summary import RunSummary
 from .items import Company, StatementItem
-from .source import DEFAULT_BASE_URL, check_api_key, status_outcome, wrong_base_url
+from .source import DEFAULT_BASE_URL, check_api_key, read_answer
 
 __all__ = [
     "BASES",
@@ -142,20 +142,9 @@ class FilingSearchSource:
 
     def classify(self, item: FilingPage, response: Response) -> Outcome:
         """The page's filings, or what the answer's status means."""
-        if response.status == 404:
-            return Fatal(status="http_404", reason=wrong_base_url(self.base_url, 404))
-        by_http = classify_http_status(response.status, response.headers)
-        if by_http is not None:
-            return by_http
-        try:
-            body = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            return Unusable(status="bad_body", reason="the answer is not JSON")
-        status = body.get("status") if isinstance(body, dict) else None
-        if not isinstance(status, str):
-            return Unusable(status="bad_body", reason="the answer has no status")
-        if status != "000":
-            return status_outcome(status, body)
+        body = read_answer(response, self.base_url)
+        if not isinstance(body, dict):
+            return body
         filings = body.get("list")
         total_page = body.get("total_page", 1)
         if not isinstance(filings, list) or not isinstance(total_page, int):

@@ -65,6 +65,7 @@ __all__ = [
     "REFUSED_STATUSES",
     "OpenDartSource",
     "check_api_key",
+    "read_answer",
     "status_outcome",
     "utc_now",
     "wrong_base_url",
@@ -186,21 +187,8 @@ class OpenDartSource:
 
     def classify(self, item: StatementItem, response: Response) -> Outcome:
         """What ``response`` means for ``item`` (see the module docstring's table)."""
-        if response.status == 404:
-            return Fatal(status="http_404", reason=wrong_base_url(self.base_url, 404))
-        by_http = classify_http_status(response.status, response.headers)
-        if by_http is not None:
-            return by_http
-        try:
-            body = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            return _bad_body("the answer is not JSON")
-        if not isinstance(body, dict):
-            return _bad_body("the answer is not a JSON object")
-        status = body.get("status")
-        if not isinstance(status, str):
-            return _bad_body("the answer has no status")
-        outcome = self._rows(item, body) if status == "000" else status_outcome(status, body)
+        body = read_answer(response, self.base_url)
+        outcome = self._rows(item, body) if isinstance(body, dict) else body
         if isinstance(outcome, NoData) and self.ofs_fallback and item.fs_div == "CFS":
             ofs = StatementItem(
                 company=item.company,
@@ -296,6 +284,33 @@ def wrong_base_url(base_url: str, http_status: int) -> str:
         f"HTTP {http_status} from {base_url}: the base URL (base_url) is probably wrong; "
         f"OpenDART's is {DEFAULT_BASE_URL} (with the /api/ suffix)"
     )
+
+
+def read_answer(response: Response, base_url: str) -> Outcome | dict[str, Any]:
+    """The body of an OpenDART JSON answer with status 000, or what the answer means instead.
+
+    Every JSON endpoint answers the same way (HTTP 200, ``{"status": ..., "message": ...}``),
+    so each classifier starts here: an HTTP 404 is a wrong base URL (fatal), other HTTP
+    errors mean what they generically mean, a body that is not a JSON object with a status is
+    unusable, and a status other than 000 is :func:`status_outcome`.
+    """
+    if response.status == 404:
+        return Fatal(status="http_404", reason=wrong_base_url(base_url, 404))
+    by_http = classify_http_status(response.status, response.headers)
+    if by_http is not None:
+        return by_http
+    try:
+        body = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return _bad_body("the answer is not JSON")
+    if not isinstance(body, dict):
+        return _bad_body("the answer is not a JSON object")
+    status = body.get("status")
+    if not isinstance(status, str):
+        return _bad_body("the answer has no status")
+    if status != "000":
+        return status_outcome(status, body)
+    return body
 
 
 def _bad_body(reason: str) -> Unusable:
