@@ -29,3 +29,21 @@ def test_importing_the_package_does_not_import_aiohttp() -> None:
 def test_source_authors_find_the_outcome_vocabulary_at_the_root() -> None:
     for name in ("Ok", "NoData", "Transient", "SlowDown", "Fatal", "Failed", "Unusable"):
         assert name in asyncrawl.__all__, name
+
+
+def test_source_and_sink_authors_find_their_helpers_at_the_root() -> None:
+    # What a second crawler needs without reading asyncrawl's source (issue: library reuse).
+    for name in (
+        "classify_http_status",
+        "parse_retry_after",
+        "BodyTooLarge",
+        "DirectoryStore",
+        "S3Store",
+        "RecordSink",
+        "open_store",
+        "ItemCodec",
+    ):
+        assert name in asyncrawl.__all__, name
+    assert asyncrawl.classify_http_status(503, {"Retry-After": "3"}) == asyncrawl.SlowDown(
+        reason="HTTP 503", status="http_503", retry_after=3.0
+    )

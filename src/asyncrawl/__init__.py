@@ -17,11 +17,13 @@ __all__ = [
     "AsyncrawlError",
     "AttemptTimeout",
     "BlobStore",
+    "BodyTooLarge",
     "BreakerConfig",
     "ConfigError",
     "ContinuationError",
     "Crawl",
     "CrawlConfig",
+    "DirectoryStore",
     "Failed",
     "Fatal",
     "FetchError",
@@ -34,10 +36,12 @@ __all__ = [
     "Outcome",
     "Rate",
     "RateLimiter",
+    "RecordSink",
     "Request",
     "Response",
     "RetryPolicy",
     "RunSummary",
+    "S3Store",
     "Sink",
     "SinkError",
     "SlowDown",
@@ -46,7 +50,10 @@ __all__ = [
     "TransportError",
     "Unusable",
     "UpstreamFatalError",
+    "classify_http_status",
     "deliver",
+    "open_store",
+    "parse_retry_after",
     "run",
 ]
 
@@ -88,6 +95,13 @@ _EXPORTS: dict[str, str] = {
     "UpstreamFatalError": "asyncrawl.errors",
     "deliver": "asyncrawl.pipeline",
     "run": "asyncrawl.engine",
+    "BodyTooLarge": "asyncrawl.errors",
+    "DirectoryStore": "asyncrawl.sinks.directory",
+    "RecordSink": "asyncrawl.sinks.record_sink",
+    "S3Store": "asyncrawl.sinks.s3",
+    "classify_http_status": "asyncrawl.outcomes",
+    "open_store": "asyncrawl.sinks.store",
+    "parse_retry_after": "asyncrawl.outcomes",
 }
 
 if TYPE_CHECKING:
@@ -101,6 +115,7 @@ if TYPE_CHECKING:
     from .errors import (
         AttemptTimeout as AttemptTimeout,
     )
+    from .errors import BodyTooLarge as BodyTooLarge
     from .errors import (
         ConfigError as ConfigError,
     )
@@ -159,11 +174,17 @@ if TYPE_CHECKING:
         Transient as Transient,
     )
     from .outcomes import Unusable as Unusable
+    from .outcomes import classify_http_status as classify_http_status
+    from .outcomes import parse_retry_after as parse_retry_after
     from .pipeline import deliver as deliver
     from .results import ItemResult as ItemResult
     from .retry import RetryPolicy as RetryPolicy
     from .sinks.base import BlobStore as BlobStore
     from .sinks.base import Sink as Sink
+    from .sinks.directory import DirectoryStore as DirectoryStore
+    from .sinks.record_sink import RecordSink as RecordSink
+    from .sinks.s3 import S3Store as S3Store
+    from .sinks.store import open_store as open_store
     from .source import ItemCodec as ItemCodec
     from .source import Source as Source
     from .summary import RunSummary as RunSummary
