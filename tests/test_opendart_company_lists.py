@@ -6,35 +6,21 @@ CP949 files with the old Athena columns, files of stock codes alone, and the lis
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from asyncrawl.sources.opendart import parse_companies
 from asyncrawl.testing.opendart import DELISTED_COMPANIES, DEMO_COMPANIES, OpenDartStandIn
+from support.cli_process import run_cli
 
 KEY = "Lists0Test1Key2For3The4Stand5In6abcdefgh"
 assert len(KEY) == 40
 
 
 async def asyncrawl(*args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "DART_API_KEY": KEY}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "asyncrawl",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await run_cli(*args, key=KEY)
 
 
 def summary(out: Path, run_id: str) -> dict[str, Any]:

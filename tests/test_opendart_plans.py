@@ -5,10 +5,7 @@ Against the stand-in, whose ``list.json`` lists exactly the reports it has state
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import pytest
 
 from asyncrawl.sources.opendart.plans import report_of
 from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
+from support.cli_process import run_cli
 
 KEY = "Plans0Test1Key2For3The4Stand5In6abcdefgh"
 assert len(KEY) == 40
@@ -49,19 +47,7 @@ def test_a_filing_maps_to_its_business_year_and_report(
 
 
 async def asyncrawl(*args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "DART_API_KEY": KEY}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "asyncrawl",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=90)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await run_cli(*args, key=KEY, timeout=90)
 
 
 def companies_file(tmp_path: Path, count: int = len(DEMO_COMPANIES)) -> Path:

@@ -7,34 +7,20 @@ stops soon with exit 3, names the reason, leaves every unfinished item remaining
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from asyncrawl.testing import FaultPlan
 from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
+from support.cli_process import run_cli
 
 KEY = "Refusal0Test1Key2For3Stand4In5abcdefghij"
 assert len(KEY) == 40
 
 
 async def asyncrawl(*args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "DART_API_KEY": KEY}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "asyncrawl",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await run_cli(*args, key=KEY)
 
 
 def companies_file(tmp_path: Path) -> Path:
