@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .engine import Crawl
-from .engine.lifecycle import State
 from .errors import ConfigError, SinkError
 from .results import ItemResult
 from .sinks.base import Sink
@@ -44,13 +43,8 @@ async def deliver(
     failing; ``crawl.summary`` is complete in both cases.
     """
     if not crawl.confirming:
-        if crawl._life.state is not State.NEW:
-            raise ConfigError(
-                "crawl", "has already started; hand deliver() a crawl fresh from run(...)"
-            )
         # Before the first result: from here on a result counts only once confirm() is called.
-        crawl._confirm = True
-        crawl._ledger.confirm_writes = True
+        crawl.require_confirmation()
     if write_concurrency < 1:
         raise ConfigError("write_concurrency", "must be at least 1")
     slots = asyncio.Semaphore(write_concurrency)

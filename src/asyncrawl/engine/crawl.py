@@ -108,19 +108,6 @@ class Crawl(Generic[T]):
             )
         self._ledger.confirm_writes = True
 
-    # Read and set by pipeline.deliver() before `started` and `require_confirmation()` existed.
-    @property
-    def _confirm(self) -> bool:
-        return self._ledger.confirm_writes
-
-    @_confirm.setter
-    def _confirm(self, value: bool) -> None:
-        self._ledger.confirm_writes = value
-
-    @property
-    def _started(self) -> bool:
-        return self.started
-
     @property
     def limiter(self) -> RateLimiter:
         """The run's rate limiter (export its state to resume the same windows later)."""
