@@ -93,6 +93,26 @@ async def test_rate_windows_hold_and_room_is_used_at_once() -> None:
 
 
 @pytest.mark.looptime
+async def test_rate_windows_hold_where_the_upstream_counts_even_when_sends_arrive_late() -> None:
+    # A loaded machine holds some requests for most of a second before they reach the
+    # upstream, which counts arrivals: windows must hold there, not only at admission.
+    loop = asyncio.get_running_loop()
+    arrivals: list[float] = []
+
+    async def late(request: Request, attempt: int) -> Response:
+        await asyncio.sleep(0.9 if int(request.params["id"]) % 3 == 0 else 0.0)
+        arrivals.append(loop.time())
+        await asyncio.sleep(0.05)
+        return ok_response()
+
+    fetcher = FakeFetcher(late)
+    summary = await collect(list(range(60)), fetcher, concurrency=30, rates=(Rate(10, 1.0),))
+    assert len(arrivals) == 60
+    assert max_in_window(arrivals, 1.0) <= 10
+    assert_accounted(summary)
+
+
+@pytest.mark.looptime
 async def test_transient_answers_are_retried_then_succeed() -> None:
     async def flaky(request: Request, attempt: int) -> Response:
         await asyncio.sleep(0.01)

@@ -434,7 +434,9 @@ def fifo_schedule(
                 for rate in rates
             )
         )
-        if cancel_at is not None and cancel_at < at:
+        # An admission can fall on a cancellation time only when another waiter's cancellation
+        # made the room; this request's own cancellation, due at that instant, wins.
+        if cancel_at is not None and cancel_at <= at:
             result.append(None)
             gate = max(gate, cancel_at)
         else:
@@ -528,3 +530,127 @@ async def test_try_acquire_admits_only_when_a_send_could_go_now() -> None:
     limiter.cooldown(5.0)
     assert not limiter.try_acquire()  # a cooldown holds everyone
     assert limiter.sent_in_window(10.0) == 1
+
+
+# -- holds: the slot is taken while the request is in flight -------------------------------------
+
+
+@pytest.mark.looptime
+async def test_a_held_slot_frees_one_window_after_its_release_not_its_admission() -> None:
+    limiter = RateLimiter([Rate(2, 10.0)], guard=0.0)
+    start = now()
+    first = limiter.try_hold()
+    second = await limiter.hold()
+    assert first is not None
+    assert second is not None
+    assert limiter.sent_in_window(10.0) == 2
+    assert limiter.try_hold() is None
+    await asyncio.sleep(3.0)
+    first.release()  # the answer took 3 s: the upstream may have counted it that late
+    second.release()
+    second.release()  # a second release changes nothing
+    third = await limiter.hold()
+    assert third is not None
+    assert now() - start == pytest.approx(13.0)
+    assert limiter.sent_in_window(10.0) == 1  # both released at 3 s expired at 13 s; third held
+
+
+@pytest.mark.looptime
+async def test_a_waiter_blocked_by_holds_is_admitted_after_their_release() -> None:
+    limiter = RateLimiter([Rate(1, 5.0)], guard=0.0)
+    start = now()
+    taken = limiter.try_hold()
+    assert taken is not None
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(7.0)  # the first request is still in flight: the waiter stays put
+    assert not waiter.done()
+    taken.release()
+    assert await waiter
+    assert now() - start == pytest.approx(12.0)
+
+
+@pytest.mark.looptime
+async def test_a_cancelled_hold_frees_its_slot_at_once() -> None:
+    limiter = RateLimiter([Rate(1, 60.0)], guard=0.0)
+    held = limiter.try_hold()
+    assert held is not None
+    held.cancel()  # nothing was sent
+    assert limiter.sent_in_window(60.0) == 0
+    assert limiter.try_acquire()
+
+
+@pytest.mark.looptime
+async def test_before_refuses_a_hold_that_needs_a_release_plus_a_window() -> None:
+    limiter = RateLimiter([Rate(1, 10.0)], guard=0.0)
+    start = now()
+    assert limiter.try_hold() is not None
+    # Whenever the held send ends, its slot is taken for 10 s more: 5 s can never be enough.
+    assert await limiter.hold(before=start + 5.0) is None
+    assert now() == start
+
+
+@pytest.mark.looptime
+async def test_sends_in_flight_are_exported_as_sent_at_the_export() -> None:
+    clock = [1_000_000.0]
+    limiter = RateLimiter([Rate(1, 10.0)], guard=0.0, wall_clock=lambda: clock[0])
+    assert limiter.try_hold() is not None
+    state = limiter.export_state()
+    clock[0] += 4.0
+    follower = RateLimiter([Rate(1, 10.0)], guard=0.0, wall_clock=lambda: clock[0])
+    follower.import_state(state)
+    start = now()
+    assert await follower.acquire()
+    assert now() - start == pytest.approx(6.0, abs=0.05)
+
+
+async def run_delayed_sends(
+    delays: Sequence[tuple[float, float, float]], rate: Rate
+) -> list[float]:
+    """Send through holds; each request arrives ``up`` after admission and is answered
+    ``down`` after arrival. Returns arrival times (what the upstream counts)."""
+    limiter = RateLimiter([rate], guard=0.0)
+    arrivals: list[float] = []
+
+    async def send(start: float, up: float, down: float) -> None:
+        await asyncio.sleep(start)
+        hold = await limiter.hold()
+        assert hold is not None
+        try:
+            await asyncio.sleep(up)
+            arrivals.append(now())
+            await asyncio.sleep(down)
+        finally:
+            hold.release()
+
+    await asyncio.gather(*(send(*delay) for delay in delays))
+    return arrivals
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40).map(lambda n: n * QUARTER),
+            st.integers(0, 16).map(lambda n: n * QUARTER),
+            st.integers(0, 4).map(lambda n: n * QUARTER),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.builds(Rate, st.integers(1, 5), st.integers(1, 6).map(float)),
+)
+def test_property_held_windows_hold_where_the_upstream_counts_whatever_the_delay(
+    delays: list[tuple[float, float, float]], rate: Rate
+) -> None:
+    # Arrivals late by up to 4 s against windows of 1 to 6 s with no guard: sends recorded at
+    # admission would break these windows at the upstream; held ones may not.
+    loop = looptime.new_event_loop()
+    try:
+        arrivals = loop.run_until_complete(run_delayed_sends(delays, rate))
+    finally:
+        loop.close()
+    assert len(arrivals) == len(delays)
+    ordered = sorted(arrivals)
+    for index, start in enumerate(ordered):
+        inside = [at for at in ordered[index:] if at < start + rate.period - EPS]
+        assert len(inside) <= rate.limit, (rate, ordered)

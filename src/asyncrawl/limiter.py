@@ -6,11 +6,19 @@ pace: while every window has room, :meth:`RateLimiter.acquire` returns at once, 
 under ``1000/1m`` all start at time zero instead of being spread over the minute.
 
 The limiter keeps a log of its sends (loop time and weight). A send occupies a slot of a window
-for ``period + guard`` seconds. The guard exists because the upstream counts requests when they
-*arrive*, not when they were sent: a slot reused the instant it expires can land one request
-over the limit once network delay shifts the arrival. The default guard of each window is
-``max(0.05, 1% of its period)`` seconds (0.6 s for a minute, 864 s for a day); pass ``guard`` to
-use one value for every window.
+for ``period + guard`` seconds. The upstream counts requests when they *arrive*, not when they
+were sent, and the arrival can be anywhere between the send and its answer: a loaded machine
+may hold a request in its event loop or socket buffer for a second, then let it go together
+with the next window's first sends. So the engine takes *holds*: :meth:`RateLimiter.hold`
+admits a send like :meth:`RateLimiter.acquire`, but the slot stays taken while the request is
+in flight, and its ``period + guard`` starts when :meth:`Hold.release` says the answer came
+back (or the attempt gave up). Every request the upstream counted in any window of ``period``
+seconds was then either in flight or in the log when the last of them was admitted, so the
+window holds at the upstream whatever the delays. The cost is one response time per slot per
+window (0.2 s in a minute for OpenDART). ``acquire`` and ``try_acquire`` record the send at
+admission, for callers that cannot say when it ended; their guard absorbs ordinary network
+delay. The default guard of each window is ``max(0.05, 1% of its period)`` seconds (0.6 s for a
+minute, 864 s for a day); pass ``guard`` to use one value for every window.
 
 :meth:`RateLimiter.cooldown` pauses every waiter until a point in time (the upstream said "slow
 down", or a burst of refused connections looks like an IP block). With ``adaptive=True`` the
@@ -41,7 +49,7 @@ from typing import Any
 
 from asyncrawl.errors import ConfigError, ContinuationError
 
-__all__ = ["DEFAULT_RATES", "STATE_VERSION", "Rate", "RateLimiter"]
+__all__ = ["DEFAULT_RATES", "STATE_VERSION", "Hold", "Rate", "RateLimiter"]
 
 #: The version written by :meth:`RateLimiter.export_state` and accepted by ``import_state``.
 STATE_VERSION = 1
@@ -124,13 +132,19 @@ class _Window:
         while sends and sends[0][0] + self.span <= now:
             self.total -= sends.popleft()[1]
 
-    def ready_at(self, limit: int, weight: int) -> float:
-        """The earliest time ``weight`` more fits under ``limit`` (``-inf`` now, ``inf`` never)."""
-        excess = self.total + weight - limit
+    def ready_at(self, limit: int, weight: int, held: int, now: float) -> float:
+        """The earliest time ``weight`` more fits under ``limit`` (``-inf`` now, ``inf`` never).
+
+        ``held`` sends are in flight: a slot they hold frees no sooner than ``span`` after
+        their release, so when the log alone cannot make room the answer is that lower bound.
+        """
+        excess = self.total + held + weight - limit
         if excess <= 0:
             return -math.inf
         if weight > limit:
             return math.inf
+        if excess > self.total:
+            return now + self.span
         freed = 0
         for sent, size in self.sends:
             freed += size
@@ -142,6 +156,32 @@ class _Window:
     def record(self, at: float, weight: int) -> None:
         self.sends.append((at, weight))
         self.total += weight
+
+
+class Hold:
+    """A send admitted by :meth:`RateLimiter.hold`: its slots are taken until :meth:`release`.
+
+    Release it once the answer has come back or the attempt gave up (in a ``finally``); a
+    second release does nothing. A hold never released keeps its slots for good.
+    """
+
+    __slots__ = ("_limiter", "weight")
+
+    def __init__(self, limiter: RateLimiter, weight: int) -> None:
+        self._limiter: RateLimiter | None = limiter
+        self.weight = weight
+
+    def release(self) -> None:
+        """The request is over: its slots expire one window span from now."""
+        limiter, self._limiter = self._limiter, None
+        if limiter is not None:
+            limiter._release(self.weight, sent=True)
+
+    def cancel(self) -> None:
+        """Nothing was sent after all: the slots are free at once."""
+        limiter, self._limiter = self._limiter, None
+        if limiter is not None:
+            limiter._release(self.weight, sent=False)
 
 
 class _Waiter:
@@ -183,6 +223,8 @@ class RateLimiter:
             for rate in self.rates
         ]
         self._waiters: deque[_Waiter] = deque()
+        # Weight admitted by hold() and not yet released: it counts in every window.
+        self._held = 0
         # Weights already checked against every window (the check runs once per weight).
         self._valid_weights: set[int] = set()
         self._cooling_until = -math.inf
@@ -215,7 +257,7 @@ class RateLimiter:
         for window in self._windows:
             if window.rate.period == period:
                 window.prune(now)
-                return window.total
+                return window.total + self._held
         raise ConfigError("period", f"no window of {period!r} s; windows: {self._describe()}")
 
     def effective_limits(self) -> tuple[int, ...]:
@@ -235,13 +277,32 @@ class RateLimiter:
         returns ``False`` without recording anything as soon as admission is known to come later
         than ``before``, and never waits past it.
         """
+        return await self._admit(weight, before, held=False)
+
+    async def hold(self, weight: int = 1, *, before: float | None = None) -> Hold | None:
+        """Like :meth:`acquire`, but the slots stay taken until the returned hold is released.
+
+        ``None`` where ``acquire`` would return ``False``. Use it when the caller can say when
+        the request ended: the window then holds at the upstream, whatever the network delay.
+        """
+        if await self._admit(weight, before, held=True):
+            return Hold(self, weight)
+        return None
+
+    def try_hold(self, weight: int = 1) -> Hold | None:
+        """Like :meth:`try_acquire`, as a :class:`Hold` (``None``: no room now, never waits)."""
+        if self._try_admit(weight, held=True):
+            return Hold(self, weight)
+        return None
+
+    async def _admit(self, weight: int, before: float | None, *, held: bool) -> bool:
         self._check_weight(weight)
         loop = asyncio.get_running_loop()
         now = self._now()
         # Ignores waiters ahead, so it is a lower bound: enough to refuse a hopeless deadline.
         at = self._admission_time(weight, now)
         if not self._waiters and at <= now:
-            self._record(now, weight)
+            self._take(now, weight, held)
             return True
         if before is not None and at > before:
             return False
@@ -253,7 +314,7 @@ class RateLimiter:
                 if self._waiters[0] is waiter:
                     at = self._admission_time(weight, now)
                     if at <= now:
-                        self._record(now, weight)
+                        self._take(now, weight, held)
                         return True
                     if before is not None and at > before:
                         return False
@@ -271,8 +332,11 @@ class RateLimiter:
     def try_acquire(self, weight: int = 1) -> bool:
         """Record a send now if every window has room and nobody is waiting; never waits.
 
-        The engine's fast path: most sends find room, and this spares them a coroutine.
+        The fast path: most sends find room, and this spares them a coroutine.
         """
+        return self._try_admit(weight, held=False)
+
+    def _try_admit(self, weight: int, *, held: bool) -> bool:
         self._check_weight(weight)
         now = self._now()
         if self._waiters or now < self._cooling_until:
@@ -282,12 +346,13 @@ class RateLimiter:
         else:
             # Fixed limits: a send fits now when it fits in every window now.
             admitted = True
+            taken = self._held + weight
             for window in self._windows:
                 window.prune(now)
-                if window.total + weight > window.rate.limit:
+                if window.total + taken > window.rate.limit:
                     admitted = False
         if admitted:
-            self._record(now, weight)
+            self._take(now, weight, held)
         return admitted
 
     def _check_weight(self, weight: int) -> None:
@@ -322,17 +387,22 @@ class RateLimiter:
                 _resolve(wakeup, False)
 
     def _admission_time(self, weight: int, now: float) -> float:
-        """The earliest loop time >= ``now`` at which ``weight`` may be sent (``inf``: never)."""
+        """The earliest loop time >= ``now`` at which ``weight`` may be sent (``inf``: never).
+
+        When room needs a held send to be released, this is a lower bound (nobody can date the
+        release): the waiter re-checks at it, or sooner when a hold is released.
+        """
         for window in self._windows:
             window.prune(now)
         at = max(now, self._cooling_until)
+        held = self._held
         # An adaptive limit grows in steps, so a send that does not fit yet may fit after the
         # next step even before any old send expires: advance to whichever comes first.
         while True:
             ready = -math.inf
             step = math.inf
             for index, window in enumerate(self._windows):
-                ready = max(ready, window.ready_at(self._limit(index, at), weight))
+                ready = max(ready, window.ready_at(self._limit(index, at), weight, held, now))
                 step = min(step, self._next_step(index, at))
             if ready <= at:
                 return at
@@ -340,9 +410,22 @@ class RateLimiter:
                 return math.inf
             at = max(at, min(ready, step))
 
+    def _take(self, now: float, weight: int, held: bool) -> None:
+        if held:
+            self._held += weight
+        else:
+            self._record(now, weight)
+
     def _record(self, now: float, weight: int) -> None:
         for window in self._windows:
             window.record(now, weight)
+
+    def _release(self, weight: int, *, sent: bool) -> None:
+        """A held send ended: its slots move to the log at the current time (or are freed)."""
+        self._held -= weight
+        if sent:
+            self._record(self._now(), weight)
+        self._wake_head()
 
     # -- cooldown and adaptive limits ------------------------------------------------------
 
@@ -394,6 +477,7 @@ class RateLimiter:
         to a multiple of ``q`` (a 500th of the span) and run-length coded: ``d`` is the step in
         quanta from the previous run, ``n`` the weight sent in that quantum. Rounding ``at`` up
         and ages down places every send at or after its real time, so windows only get stricter.
+        Sends still held (in flight) are exported as sent at the moment of export.
         """
         loop_now = self._now()
         at_ms = math.ceil(self._wall_clock() * 1000)
@@ -427,7 +511,9 @@ class RateLimiter:
         """Every unexpired send, newest first (the window with the longest span holds them)."""
         longest = max(self._windows, key=lambda window: window.span)
         longest.prune(now)
-        return list(reversed(longest.sends))
+        # A send still in flight is exported as sent now: the next process cannot release it.
+        in_flight = [(now, self._held)] if self._held else []
+        return [*in_flight, *reversed(longest.sends)]
 
     def import_state(self, state: Mapping[str, Any]) -> None:
         """Restore sends and the cooldown exported by another process's :meth:`export_state`.

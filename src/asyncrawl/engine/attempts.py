@@ -30,7 +30,7 @@ from typing import Generic, TypeVar
 from ..breaker import BreakerAction, BreakerVerdict, CircuitBreaker
 from ..errors import FetchError
 from ..http import Fetcher, Request, Response
-from ..limiter import RateLimiter
+from ..limiter import Hold, RateLimiter
 from ..outcomes import Failed, Fatal, FinalOutcome, NoData, Ok, SlowDown, Transient, Unusable
 from ..redact import redact_text
 from ..results import ItemResult
@@ -183,20 +183,26 @@ class Attempts(Generic[T]):
             return self._result(item, key, failed, attempts)
         return self._result(item, key, outcome, attempts)
 
-    async def _wait_for_limiter(self, limiter: RateLimiter, weight: int) -> None:
+    async def _hold(self, limiter: RateLimiter, weight: int) -> Hold:
+        """A slot of every window of ``limiter``, held until the attempt ends."""
+        hold = limiter.try_hold(weight)
+        if hold is not None:
+            return hold
         # Waiting for the limiter counts as in flight: a stop must not wait for a cooldown.
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
         try:
-            admitted = await limiter.acquire(weight, before=self._life.deadline_at)
+            hold = await limiter.hold(weight, before=self._life.deadline_at)
         finally:
             if task is not None:
                 self._in_flight.discard(task)
-        if not admitted:
+        if hold is None:
             raise _OutOfTime
         if self._life.stopping:
+            hold.cancel()
             raise _Stopped
+        return hold
 
     async def _wait(self, seconds: float) -> None:
         """A back-off wait that a stop cuts short (the item then stays remaining)."""
@@ -217,13 +223,26 @@ class Attempts(Generic[T]):
     async def _attempt(self, item: T, request: Request, *, retry: bool) -> FinalOutcome:
         if self._life.state is not RUNNING:
             raise _Stopped
+        # The slots are held while the request is in flight and their window starts when it
+        # ends: the upstream counts arrivals, which a loaded loop or network may delay.
+        host_hold: Hold | None = None
         if self._host_rates:
             # The host's own windows first: waiting for them holds no global slot.
-            host_limiter = self._host_limiter(request.host)
-            if not host_limiter.try_acquire(request.weight):
-                await self._wait_for_limiter(host_limiter, request.weight)
-        if not self._limiter.try_acquire(request.weight):
-            await self._wait_for_limiter(self._limiter, request.weight)
+            host_hold = await self._hold(self._host_limiter(request.host), request.weight)
+        try:
+            hold = await self._hold(self._limiter, request.weight)
+        except BaseException:
+            if host_hold is not None:
+                host_hold.cancel()  # nothing was sent
+            raise
+        try:
+            return await self._send(item, request, retry=retry)
+        finally:
+            hold.release()
+            if host_hold is not None:
+                host_hold.release()
+
+    async def _send(self, item: T, request: Request, *, retry: bool) -> FinalOutcome:
         sent_at = asyncio.get_running_loop().time()
         # Counted once the request is admitted: an attempt cut by a stop sent nothing.
         ledger = self._ledger
@@ -290,17 +309,28 @@ class Attempts(Generic[T]):
                 return math.inf  # nothing learned yet: no hedge
         return self._hedge_after
 
-    def _may_hedge(self, weight: int, host: str) -> bool:
+    def _may_hedge(self, weight: int, host: str) -> list[Hold] | None:
         """A hedge goes only within its share of the requests and when a window has room now:
-        it must never make a first attempt wait, nor break a rate window."""
+        it must never make a first attempt wait, nor break a rate window. The holds it gets
+        are released when the copy ends."""
         ledger = self._ledger
         if self._life.stopping or ledger.hedges + 1 > self._hedge_share * ledger.requests:
-            return False
+            return None
         if self._host_limited and self._host_slot(host).locked():
-            return False  # the host's slots are full: a hedge never waits for one
-        if self._host_rates and not self._host_limiter(host).try_acquire(weight):
-            return False
-        return self._limiter.try_acquire(weight)
+            return None  # the host's slots are full: a hedge never waits for one
+        holds: list[Hold] = []
+        if self._host_rates:
+            host_hold = self._host_limiter(host).try_hold(weight)
+            if host_hold is None:
+                return None
+            holds.append(host_hold)
+        hold = self._limiter.try_hold(weight)
+        if hold is None:
+            for taken in holds:
+                taken.cancel()
+            return None
+        holds.append(hold)
+        return holds
 
     async def _hedged(self, request: Request, hedge_after: float) -> Response:
         """One attempt, with a second copy sent if the first has not answered in time."""
@@ -310,10 +340,13 @@ class Attempts(Generic[T]):
         tasks: set[asyncio.Future[Response]] = {first}
         try:
             done, _ = await asyncio.wait(tasks, timeout=hedge_after)
-            if not done and self._may_hedge(request.weight, request.host):
+            holds = None if done else self._may_hedge(request.weight, request.host)
+            if holds is not None:
                 self._ledger.requests += 1
                 self._ledger.hedges += 1
-                tasks.add(asyncio.ensure_future(self._fetch(request)))
+                hedge = asyncio.ensure_future(self._fetch(request))
+                hedge.add_done_callback(lambda _: _release_all(holds))
+                tasks.add(hedge)
             last_error: BaseException | None = None
             while tasks:
                 done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -389,6 +422,11 @@ class Attempts(Generic[T]):
                 redact_text(reason),
             )
         self._limiter.cooldown(seconds)
+
+
+def _release_all(holds: list[Hold]) -> None:
+    for hold in holds:
+        hold.release()
 
 
 def _source_failure(error: Exception) -> Failed:
