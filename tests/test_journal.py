@@ -291,3 +291,89 @@ async def test_many_parts_load_whole_and_in_order(tmp_path: Path) -> None:
     await journal.aclose()
     expected = {f"k{n % 7}": "ok" if n % 2 else "no_data" for n in range(40)}
     assert await RunJournal(store, "run-1", load_concurrency=8).load() == expected
+
+
+# --- checkpoints: a long run's parts read once ---------------------------------------------------
+
+
+class CountingStore(FlakyStore):
+    """Also counts gets, by object kind (part or checkpoint)."""
+
+    def __init__(self, inner: BlobStore) -> None:
+        super().__init__(inner)
+        self.gets: list[str] = []
+
+    async def get(self, key: str) -> bytes | None:
+        self.gets.append(key.rsplit("/", 1)[1].split("-")[0])
+        return await self.inner.get(key)
+
+
+async def _journal_of(store: BlobStore, entries: int) -> dict[str, str]:
+    """``entries`` finished items, one part each, some finishing twice with a new status."""
+    journal = RunJournal(store, "run-1", flush_every=1)
+    expected: dict[str, str] = {}
+    for n in range(entries):
+        key, status = f"k{n % (entries - 3)}", "ok" if n % 3 else "no_data"
+        await journal.record(key, status)  # type: ignore[arg-type]
+        expected[key] = status
+    await journal.aclose()
+    return expected
+
+
+async def test_a_load_of_many_parts_leaves_a_checkpoint_the_next_load_reads_instead(
+    store: BlobStore,
+) -> None:
+    expected = await _journal_of(store, 12)
+    counting = CountingStore(store)
+    first = RunJournal(counting, "run-1", compact_after=10)
+    assert await first.load() == expected
+    assert counting.gets.count("part") == 12
+    checkpoints = [name for name in await _parts(store) if "/checkpoint-" in name]
+    assert len(checkpoints) == 1
+    # The resumed run goes on after the checkpoint's number.
+    await first.record("late", "ok")
+    await first.aclose()
+    expected["late"] = "ok"
+
+    counting.gets.clear()
+    assert await RunJournal(counting, "run-1", compact_after=10).load() == expected
+    assert sorted(counting.gets) == ["checkpoint", "part"]  # not the 12 parts again
+
+
+async def test_parts_after_a_checkpoint_win_over_it(store: BlobStore) -> None:
+    await _journal_of(store, 12)
+    assert await RunJournal(store, "run-1", compact_after=2).load()
+    later = RunJournal(store, "run-1")
+    await later.load()
+    await later.record("k0", "ok")  # k0 was no_data in the checkpoint
+    await later.aclose()
+    loaded = await RunJournal(store, "run-1").load()
+    assert loaded["k0"] == "ok"
+
+
+async def test_a_checkpoint_that_cannot_be_written_costs_only_a_reread(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    expected = await _journal_of(store, 12)
+    flaky = FlakyStore(store)
+    flaky.failing = True
+    assert await RunJournal(flaky, "run-1", compact_after=4).load() == expected
+    assert not [name for name in await _parts(store) if "/checkpoint-" in name]
+    assert await RunJournal(store, "run-1").load() == expected
+
+
+async def test_a_vanished_checkpoint_falls_back_to_every_part(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    expected = await _journal_of(store, 12)
+    await RunJournal(store, "run-1", compact_after=4).load()
+    (checkpoint,) = [name for name in await _parts(store) if "/checkpoint-" in name]
+
+    class Vanishing(FlakyStore):
+        async def get(self, key: str) -> bytes | None:
+            return None if key == checkpoint else await self.inner.get(key)
+
+    assert await RunJournal(Vanishing(store), "run-1").load() == expected
+
+
+def test_compact_after_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="compact_after"):
+        RunJournal(DirectoryStore(tmp_path), "run-1", compact_after=1)

@@ -7,6 +7,13 @@ S3 cannot append, so the journal is written in parts, each one whole object:
 loading takes the union of all of them, and a later part wins where two disagree. The random
 part of the name keeps two writers of the same run id (a resumed run, a retried Lambda) from
 overwriting each other's parts.
+
+Parts are small (one a second during a run), so a long run chained over many Lambda
+invocations would read hundreds of them at every resume. So :meth:`RunJournal.load`, once it
+has read ``compact_after`` parts or more, writes their union as one
+``checkpoint-{NNNNNN}-{random}.jsonl`` numbered after them; the next load reads only the newest
+checkpoint and the parts numbered from it on. Nothing is deleted (a store needs no delete), and
+a checkpoint that cannot be written or read back only means reading every part again.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ logger = logging.getLogger(__name__)
 JournalStatus = Literal["ok", "no_data"]
 _STATUSES: frozenset[str] = frozenset({"ok", "no_data"})
 _PART = re.compile(r"part-(\d{6,})-[0-9a-f]+\.jsonl")
+_CHECKPOINT = re.compile(r"checkpoint-(\d{6,})-[0-9a-f]+\.jsonl")
 _JSONL = "application/x-ndjson"
 
 
@@ -61,6 +69,7 @@ class RunJournal:
         flush_every: int = 50,
         flush_interval: float = 1.0,
         load_concurrency: int = 16,
+        compact_after: int = 64,
     ) -> None:
         if isinstance(flush_every, bool) or flush_every < 1:
             raise ConfigError("flush_every", f"must be a positive integer, not {flush_every!r}")
@@ -72,6 +81,10 @@ class RunJournal:
             raise ConfigError(
                 "load_concurrency", f"must be a positive integer, not {load_concurrency!r}"
             )
+        if isinstance(compact_after, bool) or compact_after < 2:
+            raise ConfigError(
+                "compact_after", f"must be an integer of at least 2, not {compact_after!r}"
+            )
         #: Where the parts go.
         self.store = store
         #: The run these entries belong to.
@@ -82,6 +95,8 @@ class RunJournal:
         self.flush_interval = float(flush_interval)
         #: Parts read at once by :meth:`load`.
         self.load_concurrency = load_concurrency
+        #: Parts read by one :meth:`load` from which it writes a checkpoint of their union.
+        self.compact_after = compact_after
         self._prefix = journal_prefix(run_id)
         self._pending: dict[str, JournalStatus] = {}
         self._next_part = 0
@@ -97,16 +112,42 @@ class RunJournal:
     async def load(self) -> dict[str, JournalStatus]:
         """Every finished item of the run so far: ``{key: "ok" | "no_data"}``.
 
-        The union of all stored parts (a part written twice changes nothing), then the
-        entries recorded here and not yet flushed. New parts are numbered after the stored.
+        The newest checkpoint and the parts from its number on (every part when there is no
+        readable checkpoint), then the entries recorded here and not yet flushed. New parts
+        are numbered after the stored. Having read ``compact_after`` parts or more, it writes a
+        checkpoint of what it read, so the next load reads one object instead of them.
         """
-        names = [key async for key in self.store.list(self._prefix)]
         parts: list[tuple[int, str]] = []
-        for key in names:
-            match = _PART.fullmatch(key[len(self._prefix) :])
-            if match:
+        checkpoints: list[tuple[int, str]] = []
+        async for key in self.store.list(self._prefix):
+            name = key[len(self._prefix) :]
+            if match := _PART.fullmatch(name):
                 parts.append((int(match.group(1)), key))
+            elif match := _CHECKPOINT.fullmatch(name):
+                checkpoints.append((int(match.group(1)), key))
         parts.sort()
+        numbers = [number for number, _key in parts + checkpoints]
+        if numbers:
+            self._next_part = max(self._next_part, max(numbers) + 1)
+        finished: dict[str, JournalStatus] = {}
+        since = 0
+        if checkpoints:
+            since, newest = max(checkpoints)
+            data = await self.store.get(newest)
+            if data is None:  # gone since the listing: read every part instead
+                since = 0
+            else:
+                self._apply(data, newest, finished)
+        unread = [(number, key) for number, key in parts if number >= since]
+        await self._read_parts(unread, finished)
+        if len(unread) >= self.compact_after:
+            await self._write_checkpoint(finished)
+        finished.update(self._pending)
+        return finished
+
+    async def _read_parts(
+        self, parts: list[tuple[int, str]], finished: dict[str, JournalStatus]
+    ) -> None:
         # Parts are small and many (one per flush interval), so they are read concurrently,
         # then applied in part order so that a later part wins.
         slots = asyncio.Semaphore(self.load_concurrency)
@@ -116,17 +157,27 @@ class RunJournal:
                 return await self.store.get(key)
 
         bodies = await asyncio.gather(*(read(key) for _number, key in parts))
-        finished: dict[str, JournalStatus] = {}
         for (_number, key), data in zip(parts, bodies, strict=True):
-            if data is None:
-                continue
-            for line in data.splitlines():
-                if line.strip():
-                    self._read_entry(line, key, finished)
-        if parts:
-            self._next_part = max(self._next_part, parts[-1][0] + 1)
-        finished.update(self._pending)
-        return finished
+            if data is not None:
+                self._apply(data, key, finished)
+
+    def _apply(self, data: bytes, part: str, finished: dict[str, JournalStatus]) -> None:
+        for line in data.splitlines():
+            if line.strip():
+                self._read_entry(line, part, finished)
+
+    async def _write_checkpoint(self, finished: Mapping[str, JournalStatus]) -> None:
+        """Store ``finished`` (the union of the parts before it) as one checkpoint."""
+        async with self._lock:
+            number = self._next_part
+            key = f"{self._prefix}checkpoint-{number:06d}-{secrets.token_hex(4)}.jsonl"
+            try:
+                await self.store.put(key, _entries(finished), content_type=_JSONL)
+            except SinkError as exc:
+                # The parts are all still there: the next load reads them again, nothing more.
+                logger.warning("journal checkpoint not written (parts kept): %s", exc)
+                return
+            self._next_part = number + 1
 
     @staticmethod
     def _read_entry(line: bytes, part: str, finished: dict[str, JournalStatus]) -> None:
@@ -192,10 +243,7 @@ class RunJournal:
             if not self._pending:
                 return
             batch = dict(self._pending)
-            body = b"".join(
-                orjson.dumps({"key": key, "status": status}, option=orjson.OPT_APPEND_NEWLINE)
-                for key, status in batch.items()
-            )
+            body = _entries(batch)
             number = self._next_part
             part = f"{self._prefix}part-{number:06d}-{secrets.token_hex(4)}.jsonl"
             await self.store.put(part, body, content_type=_JSONL)
@@ -220,6 +268,14 @@ class RunJournal:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+
+def _entries(entries: Mapping[str, JournalStatus]) -> bytes:
+    """One ``{"key": ..., "status": ...}`` JSON line per entry."""
+    return b"".join(
+        orjson.dumps({"key": key, "status": status}, option=orjson.OPT_APPEND_NEWLINE)
+        for key, status in entries.items()
+    )
 
 
 async def write_summary(store: BlobStore, run_id: str, summary: Mapping[str, Any]) -> str:
