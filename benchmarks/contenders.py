@@ -45,15 +45,15 @@ SETTINGS: Final[dict[str, str]] = {
     "crawlee": "HttpCrawler (no browser), its default ImpitHttpClient(timeout=timeout), "
     "max_request_retries=attempts-1, ConcurrencySettings(min=desired=max=concurrency, "
     "max_tasks_per_minute=60 N/W when limited); 020 raised for a retry",
-    "asyncrawl (library)": "run_statements_job(): OpenDartSource(slowdown_seconds=W), "
-    "DirectoryStore, CrawlConfig(concurrency, rates=(N per W + 0.15 s,) or the defaults "
-    "900/1m+18000/1d, attempt_timeout=timeout, hedging as the engine offers it); writes gzip "
-    "JSONL + journal + summary. The 0.15 s of slack: asyncrawl counts a request when it "
-    "starts, the server when it arrives, and a first request that opens a connection on a "
-    "busy machine arrives up to ~0.1 s later",
+    "asyncrawl (library)": "run_statements_job(): OpenDartSource(api_key, base_url) (a 020 "
+    "is the daily quota and stops the run), DirectoryStore, CrawlConfig(concurrency, "
+    "rates=(N per W,) or the defaults 900/1m+18000/1d, attempt_timeout=timeout, "
+    "hedge_after='auto'); writes gzip JSONL + journal + summary. The limiter holds each "
+    "slot while its request is in flight, so the window holds at the server's arrivals "
+    "with no slack",
     "asyncrawl (CLI)": "`asyncrawl crawl` as a subprocess, the same settings through flags "
-    "(--rate N/(W+0.15)s; --attempt-timeout and --hedge-after where the CLI has them; a 020 "
-    "pauses the default 60 s); wall time includes interpreter start, imports and tear-down",
+    "(--rate N/Ws, --attempt-timeout, --hedge-after auto); wall time includes interpreter "
+    "start, imports and tear-down",
 }
 
 
@@ -333,10 +333,9 @@ def asyncrawl_config(spec: dict[str, Any]) -> Any:
 
     window = spec.get("rate")
     fields = {f.name for f in dataclasses.fields(CrawlConfig)}
-    slack = float(spec.get("window_slack", 0.0))
     options: dict[str, Any] = {
         "concurrency": int(spec["concurrency"]),
-        "rates": (Rate(int(window[0]), float(window[1]) + slack),) if window else DEFAULT_RATES,
+        "rates": (Rate(int(window[0]), float(window[1])),) if window else DEFAULT_RATES,
         "attempt_timeout": float(spec["timeout"]),
     }
     for name, value in spec.get("asyncrawl_options", {}).items():
