@@ -13,12 +13,11 @@ once per key; ``duplicates`` counts the items whose key was already planned.
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FailedItem", "LatencyHistogram", "RunCounts", "RunSummary", "merge_summaries"]
+__all__ = ["FailedItem", "LatencyHistogram", "RunCounts", "RunSummary"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,39 +206,3 @@ class RunSummary:
             "fatal": self.fatal,
             "cancelled": self.cancelled,
         }
-
-
-def merge_summaries(parts: Iterable[RunSummary]) -> RunSummary:
-    """One summary for a run done in several parts (Lambda invocations chained by continuation).
-
-    ``planned`` comes from the first part, which planned everything; each later part planned
-    exactly the previous part's ``remaining``. Counts add up; ``remaining`` is the last part's.
-    """
-    items = list(parts)
-    if not items:
-        raise ValueError("merge_summaries needs at least one summary")
-    status_counts: Counter[str] = Counter()
-    for part in items:
-        status_counts.update(part.status_counts)
-    last = items[-1]
-    latency = LatencyHistogram()
-    for part in items:
-        latency.merge(part.latency)
-    return RunSummary(
-        run_id=items[0].run_id,
-        planned=items[0].planned,
-        ok=sum(p.ok for p in items),
-        no_data=sum(p.no_data for p in items),
-        failed=tuple(f for p in items for f in p.failed),
-        remaining=last.remaining,
-        skipped=sum(p.skipped for p in items),
-        duplicates=sum(p.duplicates for p in items),
-        requests=sum(p.requests for p in items),
-        retries=sum(p.retries for p in items),
-        status_counts=dict(status_counts),
-        elapsed_s=sum(p.elapsed_s for p in items),
-        latency=latency,
-        hedges=sum(p.hedges for p in items),
-        fatal=last.fatal,
-        cancelled=last.cancelled,
-    )
