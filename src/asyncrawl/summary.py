@@ -100,12 +100,6 @@ class LatencyHistogram:
                 return min(self.max, _LOW * _GROWTH**index)
         return self.max  # pragma: no cover - the counts add up to self.count
 
-    def merge(self, other: LatencyHistogram) -> None:
-        """Add ``other``'s counts to this one."""
-        self._counts = [a + b for a, b in zip(self._counts, other._counts, strict=True)]
-        self.count += other.count
-        self.max = max(self.max, other.max)
-
     def copy(self) -> LatencyHistogram:
         """An independent copy (a summary keeps one that the run no longer changes)."""
         twin = LatencyHistogram()
