@@ -112,6 +112,59 @@ async def test_rate_windows_hold_where_the_upstream_counts_even_when_sends_arriv
     assert_accounted(summary)
 
 
+class TwoHostSource(NumberSource):
+    """Even items go to slow.test, which asks for one request a second; odd ones to fast.test."""
+
+    def __init__(self, broken: bool = False) -> None:
+        super().__init__(BASE)
+        self.broken = broken
+        self.asked: list[str] = []
+
+    def request(self, item: int) -> Request:
+        host = "slow.test" if item % 2 == 0 else "fast.test"
+        return Request(url=f"http://{host}/item", params={"id": str(item)})
+
+    def host_rates(self, url: str) -> tuple[Rate, ...]:
+        self.asked.append(url)
+        if self.broken:
+            raise RuntimeError("no idea")
+        return (Rate(1, 1.0),) if "slow.test" in url else ()
+
+
+@pytest.mark.looptime
+async def test_a_source_s_own_host_rates_pace_that_host_only() -> None:
+    fetcher = FakeFetcher(latency=0.05)
+    sent: dict[str, list[float]] = {"slow.test": [], "fast.test": []}
+    inner = fetcher.fetch
+
+    async def fetch(request: Request, *, timeout: float) -> Response:
+        sent[request.host].append(asyncio.get_running_loop().time())
+        return await inner(request, timeout=timeout)
+
+    fetcher.fetch = fetch  # type: ignore[method-assign]
+    source = TwoHostSource()
+    async with run(source, range(10), fetcher=fetcher, config=CrawlConfig(concurrency=10)) as crawl:
+        async for _ in crawl:
+            pass
+    assert_accounted(crawl.summary)
+    assert len(source.asked) == 2  # asked once per host
+    slow, fast = sent["slow.test"], sent["fast.test"]
+    assert max_in_window(slow, 1.0) == 1  # one a second on slow.test
+    assert max(slow) - min(slow) >= 4.0
+    assert max(fast) - min(fast) < 0.01  # fast.test was not held back
+
+
+@pytest.mark.looptime
+async def test_a_failing_host_rates_costs_only_its_windows() -> None:
+    fetcher = FakeFetcher(latency=0.05)
+    source = TwoHostSource(broken=True)
+    async with run(source, range(10), fetcher=fetcher, config=CrawlConfig(concurrency=10)) as crawl:
+        async for _ in crawl:
+            pass
+    assert crawl.summary.ok + crawl.summary.no_data == 10
+    assert max(fetcher.sent) - min(fetcher.sent) < 0.01
+
+
 @pytest.mark.looptime
 async def test_transient_answers_are_retried_then_succeed() -> None:
     async def flaky(request: Request, attempt: int) -> Response:

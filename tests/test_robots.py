@@ -201,3 +201,12 @@ def test_groups_for_the_same_agent_merge_and_the_named_group_beats_the_star() ->
 async def test_a_byte_order_mark_does_not_hide_the_first_group() -> None:
     rules, base, _ = await _rules({"/robots.txt": (200, "\ufeffUser-agent: *\nDisallow: /x\n", {})})
     assert not rules.allowed(f"{base}/x")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "soon"])
+def test_a_crawl_delay_that_is_no_positive_number_is_no_delay(value: str) -> None:
+    assert parse_robots(f"User-agent: *\nCrawl-delay: {value}\n", "mybot").crawl_delay is None
+
+
+def test_a_fractional_crawl_delay_is_kept() -> None:
+    assert parse_robots("User-agent: *\nCrawl-delay: 0.5\n", "mybot").crawl_delay == 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import pytest
 
 from asyncrawl import AiohttpFetcher, CrawlConfig, ItemCodec, Ok, Response, RetryPolicy, run
 from asyncrawl.errors import ConfigError
+from asyncrawl.limiter import Rate
 from asyncrawl.outcomes import Failed, NoData
 from asyncrawl.summary import RunSummary
 from asyncrawl.testing import FaultServer, HtmlSite
@@ -212,3 +214,32 @@ def test_the_codec_round_trips_through_json() -> None:
     source = _prepared()
     page = Page("http://a.test/x?q=1", 3)
     assert source.load_item(json.loads(json.dumps(source.dump_item(page)))) == page
+
+
+# --- robots.txt Crawl-delay ---------------------------------------------------------------------
+
+
+async def test_robots_crawl_delay_spaces_the_requests_to_that_host() -> None:
+    site = HtmlSite(pages=3, crawl_delay=5)
+    async with FaultServer(handler=site) as server, AiohttpFetcher() as fetcher:
+        # The site asks for 5 s between requests; this crawl caps that at 0.3 s.
+        source = SiteCrawl([f"{server.url}/site/"], max_crawl_delay=0.3)
+        await source.prepare(fetcher)
+        assert source.host_rates(f"{server.url}/site/") == (Rate(1, 0.3),)
+        config = CrawlConfig(concurrency=6, retry=FAST, max_depth=1)
+        async with run(source, source.seeds(), fetcher=fetcher, config=config) as crawl:
+            async for _ in crawl:
+                pass
+        pages = sorted(a.time for a in server.arrivals if a.path != "/robots.txt")
+    assert_invariant(crawl.summary)
+    assert len(pages) >= 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(pages)]
+    # One request per 0.3 s window, each window starting when the previous answer came back.
+    assert min(gaps) >= 0.3
+
+
+def test_crawl_delay_is_off_without_robots_and_its_cap_is_checked() -> None:
+    source = SiteCrawl(["http://127.0.0.1:9/"], respect_robots=False)
+    assert source.host_rates("http://127.0.0.1:9/") == ()
+    with pytest.raises(ConfigError, match="max_crawl_delay"):
+        SiteCrawl(["http://127.0.0.1:9/"], max_crawl_delay=0)

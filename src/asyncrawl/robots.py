@@ -28,6 +28,7 @@ before the crawl.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -193,9 +194,11 @@ def parse_robots(text: str, user_agent: str) -> RobotsTxt:
         for name, value in group:
             if name == "crawl-delay":
                 try:
-                    delay = float(value)
+                    seconds = float(value)
                 except ValueError:
                     continue
+                if math.isfinite(seconds) and seconds > 0:  # "0", "-1", "inf", "nan": no delay
+                    delay = seconds
             elif value:  # an empty Disallow allows everything: no rule
                 rules.append((len(value), name == "allow", _pattern(value)))
     # Longest pattern first; on a tie Allow (True) sorts first and wins.

@@ -2,17 +2,20 @@
 
 A Source that discovers work (``Ok(follow=...)``) also implements :class:`ItemCodec`, so that
 discovered items, which no plan can rebuild from their keys, survive a journal or a
-continuation token.
+continuation token. A Source whose hosts set their own pace (a robots.txt ``Crawl-delay``)
+implements :class:`HostRates`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .http import Request, Response
+from .limiter import Rate
 from .outcomes import Outcome
 
-__all__ = ["ItemCodec", "ItemT", "Source"]
+__all__ = ["HostRates", "ItemCodec", "ItemT", "Source"]
 
 # Contravariant: a Source that can read any object can read items of a narrower type.
 ItemT = TypeVar("ItemT", contravariant=True)
@@ -49,4 +52,18 @@ class ItemCodec(Protocol[T]):
 
     def load_item(self, data: Any) -> T:
         """The item that :meth:`dump_item` wrote as ``data``."""
+        ...
+
+
+@runtime_checkable
+class HostRates(Protocol):
+    """A Source that knows rate windows of its own for some hosts (e.g. robots.txt's
+    ``Crawl-delay``: ``(Rate(1, delay),)``).
+
+    The engine asks once per host, with the URL of the first request to it, and applies the
+    answer on top of ``CrawlConfig.per_host_rates`` (an empty sequence adds nothing).
+    """
+
+    def host_rates(self, url: str) -> Sequence[Rate]:
+        """Rate windows for every request to ``url``'s host."""
         ...

@@ -30,12 +30,12 @@ from typing import Generic, TypeVar
 from ..breaker import BreakerAction, BreakerVerdict, CircuitBreaker
 from ..errors import FetchError
 from ..http import Fetcher, Request, Response
-from ..limiter import Hold, RateLimiter
+from ..limiter import Hold, Rate, RateLimiter
 from ..outcomes import Failed, Fatal, FinalOutcome, NoData, Ok, SlowDown, Transient, Unusable
 from ..redact import redact_text
 from ..results import ItemResult
 from ..retry import RetryableOutcome, is_retryable, retrying
-from ..source import Source
+from ..source import HostRates, Source
 from .config import CrawlConfig
 from .ledger import FOLD_EVERY, Ledger
 from .lifecycle import RUNNING, Lifecycle
@@ -121,9 +121,13 @@ class Attempts(Generic[T]):
         # cost then. (Hedges are capped apart and never wait for a slot.)
         self._host_limited = config.per_host is not None
         self._host_slots: dict[str, asyncio.Semaphore] = {}
-        # Rate windows per host, besides the global ones (a limiter per host, made on first use).
+        # Rate windows per host, besides the global ones: the config's for every host, and the
+        # Source's own for some (robots.txt Crawl-delay). A limiter per host, made on first use
+        # (None: that host has no windows).
         self._host_rates = config.per_host_rates
-        self._host_limiters: dict[str, RateLimiter] = {}
+        self._rates_of_host = source.host_rates if isinstance(source, HostRates) else None
+        self._host_windows = bool(self._host_rates) or self._rates_of_host is not None
+        self._host_limiters: dict[str, RateLimiter | None] = {}
 
     async def crawl_item(self, key: str, item: T) -> ItemResult[T] | None:
         """The item's final result, or None when it must stay remaining."""
@@ -226,9 +230,10 @@ class Attempts(Generic[T]):
         # The slots are held while the request is in flight and their window starts when it
         # ends: the upstream counts arrivals, which a loaded loop or network may delay.
         host_hold: Hold | None = None
-        if self._host_rates:
+        host_limiter = self._host_limiter(request) if self._host_windows else None
+        if host_limiter is not None:
             # The host's own windows first: waiting for them holds no global slot.
-            host_hold = await self._hold(self._host_limiter(request.host), request.weight)
+            host_hold = await self._hold(host_limiter, request.weight)
         try:
             hold = await self._hold(self._limiter, request.weight)
         except BaseException:
@@ -309,18 +314,20 @@ class Attempts(Generic[T]):
                 return math.inf  # nothing learned yet: no hedge
         return self._hedge_after
 
-    def _may_hedge(self, weight: int, host: str) -> list[Hold] | None:
+    def _may_hedge(self, request: Request) -> list[Hold] | None:
         """A hedge goes only within its share of the requests and when a window has room now:
         it must never make a first attempt wait, nor break a rate window. The holds it gets
         are released when the copy ends."""
         ledger = self._ledger
+        weight = request.weight
         if self._life.stopping or ledger.hedges + 1 > self._hedge_share * ledger.requests:
             return None
-        if self._host_limited and self._host_slot(host).locked():
+        if self._host_limited and self._host_slot(request.host).locked():
             return None  # the host's slots are full: a hedge never waits for one
         holds: list[Hold] = []
-        if self._host_rates:
-            host_hold = self._host_limiter(host).try_hold(weight)
+        host_limiter = self._host_limiter(request) if self._host_windows else None
+        if host_limiter is not None:
+            host_hold = host_limiter.try_hold(weight)
             if host_hold is None:
                 return None
             holds.append(host_hold)
@@ -340,7 +347,7 @@ class Attempts(Generic[T]):
         tasks: set[asyncio.Future[Response]] = {first}
         try:
             done, _ = await asyncio.wait(tasks, timeout=hedge_after)
-            holds = None if done else self._may_hedge(request.weight, request.host)
+            holds = None if done else self._may_hedge(request)
             if holds is not None:
                 self._ledger.requests += 1
                 self._ledger.hedges += 1
@@ -390,11 +397,29 @@ class Attempts(Generic[T]):
         finally:
             in_flight.discard(task)
 
-    def _host_limiter(self, host: str) -> RateLimiter:
-        limiter = self._host_limiters.get(host)
-        if limiter is None:
-            limiter = RateLimiter(self._host_rates)
-            self._host_limiters[host] = limiter
+    def _host_limiter(self, request: Request) -> RateLimiter | None:
+        host = request.host
+        try:
+            return self._host_limiters[host]
+        except KeyError:
+            pass
+        rates = tuple(self._host_rates)
+        if self._rates_of_host is not None:
+            try:
+                own = tuple(self._rates_of_host(request.url))
+                if not all(isinstance(rate, Rate) for rate in own):
+                    raise TypeError(f"expected Rate objects, got {own!r}")
+            except Exception as error:  # a Source bug costs its windows, not the run
+                log.warning(
+                    "run %s: host_rates() of %s failed, using the configured windows only: %s",
+                    self._life.run_id,
+                    host,
+                    redact_text(f"{type(error).__name__}: {error}"),
+                )
+                own = ()
+            rates += own
+        limiter = RateLimiter(rates) if rates else None
+        self._host_limiters[host] = limiter
         return limiter
 
     def _host_slot(self, host: str) -> asyncio.Semaphore:

@@ -137,12 +137,23 @@ class HtmlSite:
     ``/site/p/{n}``), ``/site/loop`` and ``/site/loop2`` (302 to each other),
     ``/site/private/secret`` (disallowed by robots.txt), ``/site/big`` (``big_bytes`` of HTML,
     no Content-Length), ``/site/data.json``, and a link to ``/site/missing`` (404). Each page
-    waits ``delay`` seconds while counted "at once".
+    waits ``delay`` seconds while counted "at once". With ``crawl_delay`` set, robots.txt also
+    says ``Crawl-delay: {crawl_delay}``.
     """
 
-    def __init__(self, *, pages: int = 15, big_bytes: int = 2 * 1024 * 1024, delay: float = 0.0):
+    def __init__(
+        self,
+        *,
+        pages: int = 15,
+        big_bytes: int = 2 * 1024 * 1024,
+        delay: float = 0.0,
+        crawl_delay: float | None = None,
+    ):
         if pages < 1:
             raise ConfigError("pages", "must be at least 1")
+        self.robots_txt = SITE_ROBOTS + (
+            "" if crawl_delay is None else f"Crawl-delay: {crawl_delay:g}\n"
+        )
         self.pages = pages
         self.big_bytes = big_bytes
         self.delay = delay
@@ -170,7 +181,7 @@ class HtmlSite:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if path == "/robots.txt":
-            return web.Response(text=SITE_ROBOTS, content_type="text/plain")
+            return web.Response(text=self.robots_txt, content_type="text/plain")
         if path in ("/site", "/site/"):
             return _html("index", self._index_links())
         if path.startswith("/site/p/"):

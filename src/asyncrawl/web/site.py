@@ -20,7 +20,10 @@ What it does itself:
 - **robots.txt** (on by default): :meth:`prepare` loads it for every allowed origin through the
   crawl's fetcher. A disallowed URL is *skipped*: never planned, never fetched, and counted in
   :attr:`robots_skipped` (the engine's ``summary.skipped`` counts only what its own limits left
-  out). A seed disallowed by robots.txt is skipped the same way by :meth:`seeds`.
+  out). A seed disallowed by robots.txt is skipped the same way by :meth:`seeds`. Its
+  ``Crawl-delay`` becomes a rate window of one request per delay for that host
+  (:meth:`host_rates`, applied by the engine on top of ``per_host_rates``; a delay beyond
+  ``max_crawl_delay``, 60 s by default, is clamped to it).
 - **Redirects** become discovered items (:func:`asyncrawl.web.redirects.follow_redirect`), at
   most ``max_redirects`` in a row.
 - **Statuses**: 2xx HTML pages are parsed for links; other 2xx are stored without; 401, 403,
@@ -38,6 +41,7 @@ from typing import Any, Final
 
 from ..errors import ConfigError
 from ..http import Fetcher, Request, Response
+from ..limiter import Rate
 from ..outcomes import Failed, NoData, Ok, Outcome, classify_http_status
 from ..robots import RobotsRules
 from ..urls import normalize_url, origin
@@ -87,8 +91,14 @@ class SiteCrawl:
         sort_query: bool = False,
         keep_body: bool = True,
         headers: Mapping[str, str] | None = None,
+        max_crawl_delay: float = 60.0,
     ) -> None:
         self._sort_query = sort_query
+        if not (isinstance(max_crawl_delay, int | float) and 0 < max_crawl_delay <= 86400):
+            raise ConfigError(
+                "max_crawl_delay", f"must be seconds in (0, 86400], got {max_crawl_delay!r}"
+            )
+        self._max_crawl_delay = float(max_crawl_delay)
         try:
             self._seeds = [normalize_url(url, sort_query=sort_query) for url in seeds]
         except ValueError as error:
@@ -123,6 +133,16 @@ class SiteCrawl:
         if self._respect_robots:
             await self._robots.load(fetcher, [f"{site}/" for site in self.origins])
         self._prepared = True
+
+    def host_rates(self, url: str) -> tuple[Rate, ...]:
+        """robots.txt's ``Crawl-delay`` for ``url``'s origin as one request per delay (the
+        engine's :class:`~asyncrawl.source.HostRates` hook); none without robots or a delay."""
+        if not self._respect_robots:
+            return ()
+        delay = self._robots.crawl_delay(url)
+        if delay is None:
+            return ()
+        return (Rate(1, min(delay, self._max_crawl_delay)),)
 
     def seeds(self) -> list[Page]:
         """The seed pages to pass to ``run()``, without those robots.txt disallows."""
