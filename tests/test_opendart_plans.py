@@ -213,3 +213,28 @@ async def test_with_discovery_the_ofs_request_is_follow_up_work_of_an_empty_cfs_
     ofs = next(r.item for r in results if r.item.fs_div == "OFS")
     assert source.load_item(json.loads(json.dumps(source.dump_item(ofs)))) == ofs
     assert ofs.company.stock_code is not None  # the company survives, stock code and name
+
+
+async def test_planning_requests_and_every_pass_share_one_rate_window(tmp_path: Path) -> None:
+    # list.json, the CFS pass and the OFS pass are three engine runs: one limiter across
+    # them, or each starts with an empty window and the upstream sees two windows' worth.
+    out = tmp_path / "out"
+    server = OpenDartStandIn(no_data_ratio=0.3, filed_until=FILED_UNTIL)
+    async with server:
+        code, _, stderr = await asyncrawl(
+            *crawl(
+                server,
+                companies_file(tmp_path),
+                out,
+                "w1",
+                "--plan=filings",
+                "--basis=prefer-cfs",
+                "--rate=6/1s",
+                "--concurrency=16",
+            )
+        )
+        paths = {a.path.rsplit("/", 1)[1] for a in server.arrivals}
+        most = server.max_in_window(1.0)
+    assert code == 0, stderr
+    assert paths == {"list.json", "fnlttSinglAcntAll.json"}
+    assert most <= 6

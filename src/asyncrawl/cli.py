@@ -383,6 +383,7 @@ class _RunBusy(AsyncrawlError):
 
 async def _crawl(args: argparse.Namespace) -> int:
     from .jobs.opendart import run_statements_job
+    from .limiter import RateLimiter
     from .progress import CrawlProgress
     from .sinks import RunLease, bounded, describe_store, new_run_id, validate_run_id
     from .sources.opendart import OpenDartSource, StatementItem, load_companies, plan_items
@@ -439,6 +440,9 @@ async def _crawl(args: argparse.Namespace) -> int:
         )
         try:
             progress = CrawlProgress(total=len(items))
+            # One limiter for list.json and every pass (prefer-cfs runs two): each run making
+            # its own would start with an empty window, and OpenDART would see two at once.
+            limiter = RateLimiter(config.rates, adaptive=config.adaptive_rate)
 
             def planned_job(on_start: Callable[[Any], None]) -> Awaitable[Any]:
                 def job(planned: list[StatementItem]) -> Awaitable[Any]:
@@ -449,6 +453,7 @@ async def _crawl(args: argparse.Namespace) -> int:
                         run_id=run_id,
                         config=config,
                         total=len(planned),
+                        limiter=limiter,
                         on_result=progress.update,
                         on_start=on_start,
                     )
@@ -462,6 +467,7 @@ async def _crawl(args: argparse.Namespace) -> int:
                     api_key=key,
                     base_url=source.base_url,
                     config=config,
+                    limiter=limiter,
                     run_job=job,
                 )
 

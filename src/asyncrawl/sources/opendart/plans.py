@@ -31,6 +31,7 @@ import orjson
 from ...engine import CrawlConfig, run
 from ...errors import ConfigError
 from ...http import AiohttpFetcher, Fetcher, Request, Response
+from ...limiter import RateLimiter
 from ...outcomes import NoData, Ok, Outcome, Unusable
 from ...sinks.base import BlobStore
 from ...sinks.journal import RunJournal
@@ -167,11 +168,13 @@ async def filed_reports(
     api_key: str,
     base_url: str = DEFAULT_BASE_URL,
     config: CrawlConfig | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FiledReports:
     """Every company's filed periodic reports of ``years``, from ``list.json``.
 
     One request per company (more for a company with over 100 filings in the range), through
-    the engine: the same rate windows, retries and refusals as a crawl. The range runs from
+    the engine: the same rate windows, retries and refusals as a crawl (pass the crawl's
+    ``limiter`` so that both count against one window). The range runs from
     the year before the first to the year after the last, which holds every report of those
     business years whatever the fiscal year end.
     """
@@ -184,7 +187,7 @@ async def filed_reports(
     pages = [FilingPage(company=c, bgn_de=bgn_de, end_de=end_de) for c in companies]
     while pages:
         more: list[FilingPage] = []
-        async with run(source, pages, fetcher=fetcher, config=config) as crawl:
+        async with run(source, pages, fetcher=fetcher, config=config, limiter=limiter) as crawl:
             async for result in crawl:
                 if not isinstance(result.outcome, Ok):
                     continue
@@ -311,6 +314,7 @@ async def run_planned(
     api_key: str,
     base_url: str = DEFAULT_BASE_URL,
     config: CrawlConfig | None = None,
+    limiter: RateLimiter | None = None,
     run_job: Callable[[list[StatementItem]], Awaitable[R]],
 ) -> R:
     """Run ``items`` (a blind plan) through ``run_job`` in the ``plan`` and ``basis`` modes.
@@ -319,6 +323,8 @@ async def run_planned(
     their ``rcept_no`` recorded afterwards. ``prefer-cfs``: the CFS items, then (unless the run
     stopped or has remaining work, which a resume finishes) the OFS items of those that had no
     data, in a second call of ``run_job`` with the same run id (its journal skips the first's).
+    ``limiter`` is the one ``run_job`` crawls through: the ``list.json`` requests go through it
+    too, so planning and every pass share one set of rate windows.
     """
     if plan not in PLANS:
         raise ConfigError("plan", f"{plan!r} is not a plan mode; use {' or '.join(PLANS)}")
@@ -340,6 +346,7 @@ async def run_planned(
                 api_key=api_key,
                 base_url=base_url,
                 config=config,
+                limiter=limiter,
             )
         before = len(planned)
         planned = await plan_filed(planned, filed, store)
