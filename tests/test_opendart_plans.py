@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from asyncrawl.sources.opendart.plans import report_of
+from asyncrawl import AiohttpFetcher, CrawlConfig, DirectoryStore, Request, Response, RetryPolicy
+from asyncrawl.sources.opendart import Company, plan_items, plans
+from asyncrawl.sources.opendart.plans import (
+    FiledReports,
+    dump_filed,
+    load_filed,
+    plan_filed,
+    report_of,
+)
 from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
 from support.cli_process import run_cli
 
@@ -238,3 +246,45 @@ async def test_planning_requests_and_every_pass_share_one_rate_window(tmp_path: 
     assert code == 0, stderr
     assert paths == {"list.json", "fnlttSinglAcntAll.json"}
     assert most <= 6
+
+
+async def test_a_company_whose_list_json_fails_is_planned_blind_not_dropped(
+    tmp_path: Path,
+) -> None:
+    broken = DEMO_COMPANIES[0]["corp_code"]
+    companies = [
+        Company(corp_code=c["corp_code"], stock_code=c["stock_code"]) for c in DEMO_COMPANIES[:3]
+    ]
+    server = OpenDartStandIn(filed_until=FILED_UNTIL)
+    async with server, AiohttpFetcher() as real:
+
+        class FailingForOne:
+            """list.json answers 500 for one company, every time."""
+
+            async def fetch(self, request: Request, *, timeout: float) -> Response:
+                if request.params.get("corp_code") == broken:
+                    return Response(status=500, headers={}, body=b"")
+                return await real.fetch(request, timeout=timeout)
+
+        filed = await plans.filed_reports(
+            companies,
+            [2023, 2024],
+            fetcher=FailingForOne(),
+            api_key=KEY,
+            base_url=f"{server.url}/api/",
+            config=CrawlConfig(retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02)),
+        )
+    assert set(filed) == {c.corp_code for c in companies[1:]}
+    items = list(plan_items(companies, [2023, 2024], "quarter", ("CFS",)))
+    planned = await plan_filed(items, filed, DirectoryStore(tmp_path))
+    blind = [i for i in items if i.company.corp_code == broken]
+    assert [i for i in planned if i.company.corp_code == broken] == blind
+    # The others: only what the stand-in filed (2024 has only its first quarter by June).
+    assert len(planned) < len(items)
+
+
+def test_filed_reports_round_trip_as_json() -> None:
+    filed: FiledReports = {"00126380": {(2023, "11011"): "20240312000736"}, "00164779": {}}
+    assert load_filed(dump_filed(filed)) == filed
+    with pytest.raises(ValueError, match="YEAR/REPRT_CODE"):
+        load_filed(b'{"00126380": {"2023": "x"}}')

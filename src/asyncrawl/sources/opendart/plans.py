@@ -46,8 +46,10 @@ __all__ = [
     "FiledReports",
     "FilingPage",
     "FilingSearchSource",
+    "dump_filed",
     "filed_reports",
     "follow_up_items",
+    "load_filed",
     "plan_filed",
     "record_filings",
     "report_of",
@@ -172,6 +174,10 @@ async def filed_reports(
 ) -> FiledReports:
     """Every company's filed periodic reports of ``years``, from ``list.json``.
 
+    Only companies whose every page was answered (filings, or 013: nothing filed) are in the
+    result: one whose ``list.json`` failed, or that a deadline or stop left unasked, is left
+    out, and :func:`plan_filed` plans its reports blind rather than drop them.
+
     One request per company (more for a company with over 100 filings in the range), through
     the engine: the same rate windows, retries and refusals as a crawl (pass the crawl's
     ``limiter`` so that both count against one window). The range runs from
@@ -184,24 +190,44 @@ async def filed_reports(
     bgn_de, end_de = f"{wanted[0] - 1}0101", f"{wanted[-1] + 1}1231"
     source = FilingSearchSource(api_key=api_key, base_url=base_url)
     names: dict[str, list[tuple[str, str]]] = {c.corp_code: [] for c in companies}
+    # Pages asked and not (yet) answered, per company: a company is known when it has none.
+    open_pages: dict[str, int] = {c.corp_code: 1 for c in companies}
     pages = [FilingPage(company=c, bgn_de=bgn_de, end_de=end_de) for c in companies]
     while pages:
         more: list[FilingPage] = []
         async with run(source, pages, fetcher=fetcher, config=config, limiter=limiter) as crawl:
             async for result in crawl:
+                page: FilingPage = result.item
+                corp_code = page.company.corp_code
+                if isinstance(result.outcome, NoData):
+                    open_pages[corp_code] -= 1
                 if not isinstance(result.outcome, Ok):
                     continue
-                page: FilingPage = result.item
+                open_pages[corp_code] -= 1
                 total_page, pairs = result.outcome.payload
-                names[page.company.corp_code].extend(pairs)
-                if page.page_no == 1:
+                names[corp_code].extend(pairs)
+                if page.page_no == 1 and total_page > 1:
+                    open_pages[corp_code] += total_page - 1
                     more += [
                         FilingPage(company=page.company, bgn_de=bgn_de, end_de=end_de, page_no=n)
                         for n in range(2, total_page + 1)
                     ]
+        if crawl.summary.fatal is not None:
+            break  # the upstream refused the run (020, 800): no more pages
         pages = more
+    unknown = sorted(code for code, left in open_pages.items() if left)
+    if unknown:
+        _log.warning(
+            "list.json: no full answer for %d of %d companies (e.g. %s); their reports are "
+            "planned blind",
+            len(unknown),
+            len(companies),
+            ", ".join(unknown[:5]),
+        )
     filed: FiledReports = {}
     for corp_code, pairs in names.items():
+        if open_pages[corp_code]:
+            continue
         acc_mt = _fiscal_year_end(report_nm for report_nm, _ in pairs)
         reports: dict[tuple[int, str], str] = {}
         for report_nm, rcept_no in pairs:
@@ -243,17 +269,54 @@ async def plan_filed(
 ) -> list[StatementItem]:
     """The items of ``items`` whose report was filed and not already fetched at its filing.
 
-    An item is left out when its report is not in ``filed``, or when the output's ledger
-    records that it was fetched from the same ``rcept_no`` (a newer one, a correction, plans
-    it again).
+    An item is left out when its company's filings are known and its report is not among
+    them, or when the output's ledger records that it was fetched from the same ``rcept_no``
+    (a newer one, a correction, plans it again). A company missing from ``filed`` (its
+    ``list.json`` went unanswered) keeps every item: asked blind, never dropped.
     """
     ledger = await _load_ledger(store)
     planned = []
     for item in items:
-        rcept_no = filed.get(item.company.corp_code, {}).get((item.bsns_year, item.reprt_code))
+        reports = filed.get(item.company.corp_code)
+        if reports is None:
+            planned.append(item)
+            continue
+        rcept_no = reports.get((item.bsns_year, item.reprt_code))
         if rcept_no is not None and ledger.get(item.key) != rcept_no:
             planned.append(item)
     return planned
+
+
+def dump_filed(filed: FiledReports) -> bytes:
+    """``filed`` as JSON: ``{corp_code: {"YEAR/REPRT_CODE": rcept_no}}``."""
+    return orjson.dumps(
+        {
+            corp: {f"{year}/{reprt}": rcept for (year, reprt), rcept in reports.items()}
+            for corp, reports in filed.items()
+        }
+    )
+
+
+def load_filed(data: bytes) -> FiledReports:
+    """What :func:`dump_filed` wrote; ``ValueError`` for anything else."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise ValueError(f"not JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise ValueError("expected an object of companies")
+    filed: FiledReports = {}
+    for corp, reports in raw.items():
+        if not isinstance(reports, dict):
+            raise ValueError(f"{corp}: expected an object of reports")
+        entries: dict[tuple[int, str], str] = {}
+        for report, rcept in reports.items():
+            year, _, reprt = str(report).partition("/")
+            if not year.isdigit() or not reprt or not isinstance(rcept, str):
+                raise ValueError(f"{corp}: {report!r} is not YEAR/REPRT_CODE -> rcept_no")
+            entries[(int(year), reprt)] = rcept
+        filed[str(corp)] = entries
+    return filed
 
 
 async def record_filings(store: BlobStore, run_id: str, filed: FiledReports) -> int:
