@@ -739,6 +739,7 @@ def test_a_missing_companies_uri_object_is_the_function_s_fault(
         ("DART_BASE_URL", "opendart.fss.or.kr"),
         ("COMPANIES_URI", "companies.csv"),
         ("STATEMENT_BASIS", "cfs-first"),
+        ("PLAN_MODE", "smart"),
     ],
 )
 def test_a_misconfigured_function_answers_500_naming_the_variable(

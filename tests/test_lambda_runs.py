@@ -711,3 +711,49 @@ def test_fuzzed_events_answer_400_naming_a_field_or_reach_the_crawl(
         assert answer["statusCode"] == 500, body
         # Past the event checks: the run would start (or a token's store lookup failed).
         assert "reached the crawl" in body["message"] or "S3" in body["message"], body
+
+
+# --- PLAN_MODE=filings: the filing search, then only the filed reports ---------------------------
+
+
+def test_plan_mode_filings_crawls_only_filed_reports_over_parts_and_records_them(
+    moto_s3: MotoS3, standin: Callable[..., StandInThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_s3.create_bucket(BUCKET)
+    # Mid-2024: 2023 filed in full, 2024 only its first quarter.
+    server = standin(plan=FaultPlan(latency=0.25), filed_until="20240601")
+    set_env(
+        monkeypatch,
+        DART_BASE_URL=server.base_url,
+        PLAN_MODE="filings",
+        CRAWL_YEARS="2023,2024",
+        MAX_SYNC_SECONDS="4",
+        CONCURRENCY="2",
+    )
+    answers = follow(handler({"companies": companies(4)}, FakeContext()), FakeContext())
+    statuses = [status for status, _ in answers]
+    assert statuses[0] == 206, answers[0][1]["message"]  # more than one part
+    assert statuses[-1] == 200, answers[-1][1]["message"]
+
+    arrivals = server.arrivals()
+    listed = [a for a in arrivals if a.path.endswith("/list.json")]
+    asked = [a.item for a in arrivals if a.path.endswith("/fnlttSinglAcntAll.json")]
+    assert len(listed) == 4  # once per company, in the first part only
+    filed = {
+        f"{c['corp_code']}/{year}/{reprt}"
+        for c in DEMO_COMPANIES[:4]
+        for year in (2023, 2024)
+        for reprt in ("11013", "11012", "11014", "11011")
+        if server.server.report_filed(c["corp_code"], year, reprt)
+    }
+    assert {item.rsplit("/", 1)[0] for item in asked} == filed
+    assert len(asked) == len(set(asked)) == 2 * len(filed) < 64  # 64 blind
+    summary = s3_json(moto_s3, f"{PREFIX}/_meta/runs/{answers[0][1]['run_id']}/summary.json")
+    assert summary["planned"] == 2 * len(filed)
+    # The last part recorded every fetched report's filing: a new run asks list.json only.
+    ledger = s3_json(moto_s3, f"{PREFIX}/_meta/opendart/rcept_no.json")
+    assert set(ledger) == set(asked)
+    again = handler({"companies": companies(4)}, FakeContext())
+    assert again["statusCode"] == 200, again["body"]
+    later = server.arrivals()[len(arrivals) :]
+    assert {a.path.rsplit("/", 1)[1] for a in later} == {"list.json"}

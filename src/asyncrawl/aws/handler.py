@@ -424,6 +424,22 @@ async def _invoke(
         config = _engine_config(settings, budget - (time.monotonic() - started))
         # With QUOTA_LEDGER_TABLE set, every request first draws from the shared daily quota.
         async with quota_admission(os.environ, api_key=lambda: load_api_key(os.environ)) as http:
+            refine = getattr(job, "refine", None)
+            if state is None and plan.items and callable(refine):
+                # A plan mode that asks the upstream first (OpenDART's filing search): through
+                # the crawl's fetcher (the shared quota) and limiter (its windows), within what
+                # is left of the budget; the crawl gets the rest, the next part the remainder.
+                plan = await refine(
+                    plan,
+                    settings.job_config,
+                    store,
+                    run_id=run_id,
+                    fetcher=http,
+                    limiter=limiter,
+                    crawl_config=config,
+                )
+                seed_keys = {source.key(item) for item in plan.items}
+                config = _engine_config(settings, budget - (time.monotonic() - started))
             result: RunResult[Any] = await run_resumable(
                 source,
                 [*plan.items, *carried],
@@ -441,6 +457,7 @@ async def _invoke(
                 lease_ttl_s=lease_ttl,
                 lease_store=lease_store,
             )
+        await _finish(job, settings, plan, result, store, run_id)
         continuation = None
         if result.remaining_items and result.fatal is None:
             try:
@@ -452,6 +469,26 @@ async def _invoke(
                     raise  # the store failed only now: 500 naming it
                 # The store had failed already: the 500 below names it.
     return _answer(work, settings, job, inv, plan, result, continuation, started)
+
+
+async def _finish(
+    job: Job[Any],
+    settings: HandlerSettings,
+    plan: Plan[Any],
+    result: RunResult[Any],
+    store: BlobStore,
+    run_id: str,
+) -> None:
+    """The job's own last step once the whole run is done (OpenDART: record the filings)."""
+    finish = getattr(job, "finish", None)
+    done = not result.remaining_items and result.fatal is None and result.sink_error is None
+    if not done or not callable(finish):
+        return
+    try:
+        await finish(plan, settings.job_config, store, run_id=run_id)
+    except AsyncrawlError as error:
+        # What was crawled is stored and journalled: only the job's bookkeeping is behind.
+        log.warning("run %s: the job's finishing step failed: %s", run_id, error)
 
 
 async def _continuation(

@@ -8,6 +8,12 @@ continuation rebuilds it (the token's params hold the crawler type, years, divis
 companies still to crawl), where an item's rows go, and the answer's old fields
 (``total_companies``, the Korean and English message).
 
+``PLAN_MODE=filings`` asks OpenDART's filing search (``list.json``) before the first part
+crawls and plans only the reports that were filed and not fetched yet at their filing
+(:meth:`OpenDartJob.refine`); once the last part is done, the fetched reports' ``rcept_no``
+are recorded for the next run (:meth:`OpenDartJob.finish`), as the command line's
+``--plan filings`` does.
+
 Planning hooks (:data:`COMPANY_LIST_HOOKS`, :func:`default_years`): with no company list in
 the event and no ``COMPANIES_URI``, a payload-less plan asks each hook in turn for the
 companies (the deployment adds one reading the Athena table); with no years anywhere it uses
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -28,12 +35,13 @@ import orjson
 
 from ..engine import CrawlConfig
 from ..errors import ConfigError, ContinuationError, InputError, SinkError, UpstreamFatalError
-from ..http import Fetcher
+from ..http import AiohttpFetcher, Fetcher
 from ..limiter import RateLimiter
 from ..results import ItemResult
 from ..runs.job import Plan, register_job
 from ..runs.run import run_resumable
 from ..sinks.base import BlobStore
+from ..sinks.journal import read_run_state, write_run_state
 from ..sources.opendart import (
     Company,
     OpenDartSource,
@@ -46,7 +54,15 @@ from ..sources.opendart.athena import athena_company_hook
 from ..sources.opendart.companies import CompanyListError, parse_companies
 from ..sources.opendart.items import FIRST_YEAR, FS_DIVS, REPORT_CODES
 from ..sources.opendart.layout import data_key
-from ..sources.opendart.plans import BASES
+from ..sources.opendart.plans import (
+    BASES,
+    PLANS,
+    dump_filed,
+    filed_reports,
+    load_filed,
+    plan_filed,
+    record_filings,
+)
 from ..sources.opendart.source import DEFAULT_BASE_URL
 from ..summary import RunSummary
 
@@ -63,6 +79,9 @@ __all__ = [
 #: The crawler types (``CRAWLER_TYPE``).
 CRAWLER_TYPES = tuple(REPORT_CODES)
 KST = timezone(timedelta(hours=9), "KST")
+#: Run state (``_meta/runs/{run_id}/state/``) holding the filing search's answer until the
+#: run's last part records it.
+FILED_STATE = "opendart-filed.json"
 
 #: ``await hook(environ, store)``: a company list, or None when this source is not set up.
 CompanyHook = Callable[[Mapping[str, str], BlobStore], Awaitable[list[Company] | None]]
@@ -120,6 +139,8 @@ class OpenDartSettings:
     #: ``both`` (every division in ``fs_divs``) or ``prefer-cfs`` (CFS; OFS only as follow-up
     #: work of a CFS item that had no data).
     basis: str = "both"
+    #: ``blind`` (every report) or ``filings`` (only the filed ones, from ``list.json``).
+    plan_mode: str = "blind"
     #: The environment, for the key (read on first use) and the company-list hooks.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -216,9 +237,15 @@ class OpenDartJob:
             )
         if basis == "prefer-cfs" and "CFS" not in fs_divs:
             raise ConfigError("STATEMENT_BASIS", "prefer-cfs needs CFS in FS_DIV (or FS_DIV unset)")
+        plan_mode = (_env(environ, "PLAN_MODE") or "blind").lower()
+        if plan_mode not in PLANS:
+            raise ConfigError(
+                "PLAN_MODE", f"{plan_mode!r} is not a plan mode; use {' or '.join(PLANS)}"
+            )
         return OpenDartSettings(
             crawler_type=crawler_type,
             basis=basis,
+            plan_mode=plan_mode,
             base_url=base_url,
             companies_uri=companies_uri,
             years=years,
@@ -275,6 +302,59 @@ class OpenDartJob:
             label=crawler_type,
             facts={"total_companies": len(by_code)},
         )
+
+    async def refine(
+        self,
+        plan: Plan[StatementItem],
+        config: OpenDartSettings,
+        store: BlobStore,
+        *,
+        run_id: str,
+        fetcher: Fetcher | None,
+        limiter: RateLimiter,
+        crawl_config: CrawlConfig | None = None,
+        **_: Any,
+    ) -> Plan[StatementItem]:
+        """With ``PLAN_MODE=filings``: only the reports ``list.json`` says were filed and this
+        output has not fetched at that filing (companies it could not ask stay blind). The
+        answer is kept as run state for :meth:`finish`. Other plan modes: ``plan`` as is."""
+        if config.plan_mode != "filings":
+            return plan
+        companies = list({item.company.corp_code: item.company for item in plan.items}.values())
+        async with AsyncExitStack() as stack:
+            if fetcher is None:  # the run layer would make one for the crawl: make one too
+                fetcher = await stack.enter_async_context(AiohttpFetcher())
+            filed = await filed_reports(
+                companies,
+                {item.bsns_year for item in plan.items},
+                fetcher=fetcher,
+                api_key=self.open_source(config).api_key,  # loaded once per cold start
+                base_url=config.base_url or DEFAULT_BASE_URL,
+                config=crawl_config,
+                limiter=limiter,
+            )
+        items = await plan_filed(plan.items, filed, store)
+        await write_run_state(store, run_id, FILED_STATE, dump_filed(filed))
+        return Plan(items=items, params=plan.params, label=plan.label, facts=plan.facts)
+
+    async def finish(
+        self, plan: Plan[StatementItem], config: OpenDartSettings, store: BlobStore, *, run_id: str
+    ) -> None:
+        """With ``PLAN_MODE=filings``, once the run is done: record each fetched report's
+        ``rcept_no``, so that a later run fetches it again only after a correction."""
+        del plan  # the filings come from the run state: the last part's plan is a resume's
+        if config.plan_mode != "filings":
+            return
+        data = await read_run_state(store, run_id, FILED_STATE)
+        if data is None:
+            return  # the run was planned before PLAN_MODE=filings was set
+        try:
+            filed = load_filed(data)
+        except ValueError as error:
+            raise SinkError(
+                f"run state {FILED_STATE} of run {run_id} is damaged: {error}"
+            ) from None
+        await record_filings(store, run_id, filed)
 
     def resume(
         self, params: Mapping[str, Any], keys: Sequence[str], config: OpenDartSettings

@@ -23,6 +23,16 @@ What a job supplies (:class:`Job`):
 - ``describe(plan, summary)``: extra answer fields (for example ``total_companies`` and a
   human message), given the run's merged summary.
 
+Two optional steps, for jobs that need them (the handler looks them up with ``getattr``):
+
+- ``refine(plan, config, store, *, run_id, fetcher, limiter, crawl_config)``: a fresh plan's
+  second step that asks the upstream first (OpenDART's filing search), through the run's
+  fetcher (``None``: make one) and limiter, within ``crawl_config``'s deadline; it returns the
+  plan to crawl. Not called for a continuation, whose plan was refined by the first part;
+- ``finish(plan, config, store, *, run_id)``: once the run's last part is done with nothing
+  remaining and no stop (OpenDART records the fetched reports' filings); a failure is logged,
+  never turned into an error answer (the crawled data is stored already).
+
 Items a Source discovers while crawling are not rebuilt by the job: the run layer carries them
 in the token through the Source's ``dump_item``/``load_item`` (the ItemCodec protocol).
 """
