@@ -751,7 +751,9 @@ def test_plan_mode_filings_crawls_only_filed_reports_over_parts_and_records_them
     summary = s3_json(moto_s3, f"{PREFIX}/_meta/runs/{answers[0][1]['run_id']}/summary.json")
     assert summary["planned"] == 2 * len(filed)
     # The last part recorded every fetched report's filing: a new run asks list.json only.
-    ledger = s3_json(moto_s3, f"{PREFIX}/_meta/opendart/rcept_no.json")
+    listed = moto_s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/_meta/opendart/")
+    (generation,) = [o["Key"] for o in listed["Contents"] if "/rcept_no/" in o["Key"]]
+    ledger = s3_json(moto_s3, generation)
     assert set(ledger) == set(asked)
     again = handler({"companies": companies(4)}, FakeContext())
     assert again["statusCode"] == 200, again["body"]

@@ -5,6 +5,7 @@ Against the stand-in, whose ``list.json`` lists exactly the reports it has state
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,15 @@ from typing import Any
 import pytest
 
 from asyncrawl import AiohttpFetcher, CrawlConfig, DirectoryStore, Request, Response, RetryPolicy
+from asyncrawl.sinks import RunJournal
 from asyncrawl.sources.opendart import Company, plan_items, plans
 from asyncrawl.sources.opendart.plans import (
+    RCEPT_NO_KEY,
     FiledReports,
     dump_filed,
     load_filed,
     plan_filed,
+    record_filings,
     report_of,
 )
 from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
@@ -136,7 +140,8 @@ async def test_the_filing_plan_asks_only_for_filed_reports_and_refetches_correct
     assert first["planned"] == first["ok"] + first["no_data"] == 2 * len(filed)
     # The later run fetches only the corrected report.
     assert sorted(asked_again) == [f"{corrected}/2023/11011/CFS", f"{corrected}/2023/11011/OFS"]
-    ledger = json.loads((out / "_meta" / "opendart" / "rcept_no.json").read_bytes())
+    newest = max((out / "_meta" / "opendart" / "rcept_no").glob("*.json"))
+    ledger = json.loads(newest.read_bytes())
     assert ledger[f"{corrected}/2023/11011/CFS"] == server.rcept_no(corrected, 2023, "11011")
 
 
@@ -288,3 +293,35 @@ def test_filed_reports_round_trip_as_json() -> None:
     assert load_filed(dump_filed(filed)) == filed
     with pytest.raises(ValueError, match="YEAR/REPRT_CODE"):
         load_filed(b'{"00126380": {"2023": "x"}}')
+
+
+async def test_runs_recording_filings_at_once_lose_nothing(tmp_path: Path) -> None:
+    # Two shards finishing together: each update is a new generation written only if absent.
+    store = DirectoryStore(tmp_path)
+    companies = [Company(corp_code=c["corp_code"]) for c in DEMO_COMPANIES[:6]]
+    runs: list[tuple[str, FiledReports]] = []
+    for index in range(6):
+        company = companies[index]
+        run_id = f"shard-{index}"
+        journal = RunJournal(store, run_id)
+        await journal.record(f"{company.corp_code}/2023/11011/CFS", "ok")
+        await journal.aclose()
+        runs.append((run_id, {company.corp_code: {(2023, "11011"): f"2024031200{index:04d}"}}))
+    counts = await asyncio.gather(*(record_filings(store, run_id, filed) for run_id, filed in runs))
+    assert counts == [1] * 6
+    items = list(plan_items(companies, [2023], "annual", ("CFS",)))
+    filed = {code: reports for _, shard in runs for code, reports in shard.items()}
+    # Every shard's entry is in the newest generation: nothing is planned again.
+    assert await plan_filed(items, filed, store) == []
+
+
+async def test_the_single_ledger_file_of_earlier_versions_is_still_read(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    company = Company(corp_code=DEMO_COMPANIES[0]["corp_code"])
+    key = f"{company.corp_code}/2023/11011/CFS"
+    await store.put(RCEPT_NO_KEY, json.dumps({key: "20240312000736"}).encode(), content_type="x")
+    items = list(plan_items([company], [2023], "annual", ("CFS",)))
+    filed: FiledReports = {company.corp_code: {(2023, "11011"): "20240312000736"}}
+    assert await plan_filed(items, filed, store) == []
+    corrected: FiledReports = {company.corp_code: {(2023, "11011"): "20240401000111"}}
+    assert await plan_filed(items, corrected, store) == items

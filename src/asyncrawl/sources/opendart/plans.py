@@ -29,7 +29,7 @@ from typing import Protocol, TypeVar
 import orjson
 
 from ...engine import CrawlConfig, run
-from ...errors import ConfigError
+from ...errors import ConfigError, SinkError
 from ...http import AiohttpFetcher, Fetcher, Request, Response
 from ...limiter import RateLimiter
 from ...outcomes import NoData, Ok, Outcome, Unusable
@@ -43,6 +43,7 @@ __all__ = [
     "BASES",
     "PLANS",
     "RCEPT_NO_KEY",
+    "RCEPT_NO_PREFIX",
     "FiledReports",
     "FilingPage",
     "FilingSearchSource",
@@ -62,8 +63,14 @@ _log = logging.getLogger(__name__)
 PLANS = ("blind", "filings")
 #: Statement bases: both divisions, or CFS with OFS only where CFS has no data.
 BASES = ("both", "prefer-cfs")
-#: Where the fetched reports' receipt numbers are recorded, relative to the output root.
+#: Where the fetched reports' receipt numbers are recorded, relative to the output root: one
+#: generation per update, ``{RCEPT_NO_PREFIX}{NNNNNNNN}.json``, the newest holding them all.
+RCEPT_NO_PREFIX = "_meta/opendart/rcept_no/"
+#: The single ledger file of earlier versions, read when no generation exists yet.
 RCEPT_NO_KEY = "_meta/opendart/rcept_no.json"
+#: Lost races in a row before record_filings gives up (each loss: another run recorded first).
+_LEDGER_RACES = 20
+_GENERATION = re.compile(r"(\d{8})\.json")
 _PAGE_COUNT = 100
 _KINDS = {"사업보고서": "11011", "반기보고서": "11012", "분기보고서": "quarter"}
 _REPORT_NAME = re.compile(r"(사업보고서|반기보고서|분기보고서)\s*\((\d{4})\.(\d{1,2})\)")
@@ -253,15 +260,24 @@ def _fiscal_year_end(report_names: Iterable[str]) -> int:
     return max(set(months), key=months.count) if months else 12
 
 
-async def _load_ledger(store: BlobStore) -> dict[str, str]:
-    data = await store.get(RCEPT_NO_KEY)
+async def _load_ledger(store: BlobStore) -> tuple[int, dict[str, str]]:
+    """The newest generation of the rcept_no ledger and its number (-1: none yet)."""
+    generations = []
+    async for key in store.list(RCEPT_NO_PREFIX):
+        match = _GENERATION.fullmatch(key[len(RCEPT_NO_PREFIX) :])
+        if match:
+            generations.append((int(match.group(1)), key))
+    number, key = max(generations) if generations else (-1, RCEPT_NO_KEY)
+    data = await store.get(key)
     if data is None:
-        return {}
+        return number, {}
     try:
         ledger = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return {}
-    return {str(k): str(v) for k, v in ledger.items()} if isinstance(ledger, dict) else {}
+        return number, {}
+    if not isinstance(ledger, dict):
+        return number, {}
+    return number, {str(k): str(v) for k, v in ledger.items()}
 
 
 async def plan_filed(
@@ -274,7 +290,7 @@ async def plan_filed(
     (a newer one, a correction, plans it again). A company missing from ``filed`` (its
     ``list.json`` went unanswered) keeps every item: asked blind, never dropped.
     """
-    ledger = await _load_ledger(store)
+    _, ledger = await _load_ledger(store)
     planned = []
     for item in items:
         reports = filed.get(item.company.corp_code)
@@ -320,18 +336,31 @@ def load_filed(data: bytes) -> FiledReports:
 
 
 async def record_filings(store: BlobStore, run_id: str, filed: FiledReports) -> int:
-    """Record the ``rcept_no`` of every item the run finished; returns how many were recorded."""
+    """Record the ``rcept_no`` of every item the run finished; returns how many were recorded.
+
+    The ledger is never rewritten in place: each update is a new generation, written only if
+    absent (S3 ``If-None-Match``, ``O_EXCL`` on a directory). Two runs finishing at once (two
+    shards) cannot lose each other's entries: the one that loses the race reads the winner's
+    generation and merges into the next.
+    """
     done = await RunJournal(store, run_id).load()
-    ledger = await _load_ledger(store)
-    recorded = 0
+    fetched: dict[str, str] = {}
     for key in done:
         corp_code, year, reprt_code, _ = key.split("/")
         rcept_no = filed.get(corp_code, {}).get((int(year), reprt_code))
         if rcept_no is not None:
-            ledger[key] = rcept_no
-            recorded += 1
-    await store.put(RCEPT_NO_KEY, orjson.dumps(ledger), content_type="application/json")
-    return recorded
+            fetched[key] = rcept_no
+    for _ in range(_LEDGER_RACES):
+        number, ledger = await _load_ledger(store)
+        for key, rcept_no in fetched.items():
+            ledger[key] = max(rcept_no, ledger.get(key, ""))  # a later filing sorts later
+        name = f"{RCEPT_NO_PREFIX}{number + 1:08d}.json"
+        if await store.put_if_absent(name, orjson.dumps(ledger), content_type="application/json"):
+            return len(fetched)
+    raise SinkError(
+        f"run {run_id}: the rcept_no ledger changed {_LEDGER_RACES} times while recording; "
+        "the next run may fetch some reports again"
+    )
 
 
 async def follow_up_items(
