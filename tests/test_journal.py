@@ -377,3 +377,47 @@ async def test_a_vanished_checkpoint_falls_back_to_every_part(tmp_path: Path) ->
 def test_compact_after_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="compact_after"):
         RunJournal(DirectoryStore(tmp_path), "run-1", compact_after=1)
+
+
+async def test_a_slow_writer_s_part_stored_after_a_checkpoint_is_still_read(
+    tmp_path: Path,
+) -> None:
+    # Two writers of one run id (a retried Lambda): the slow one's parts have old numbers.
+    store = DirectoryStore(tmp_path)
+    fast = RunJournal(store, "run-1", flush_every=1)
+    slow = RunJournal(store, "run-1", flush_every=1)
+    await fast.load()
+    await slow.load()
+    for n in range(12):
+        await fast.record(f"fast-{n}", "ok")
+    await RunJournal(store, "run-1", compact_after=10).load()  # checkpoint of parts 0..11
+    await slow.record("slow", "ok")  # part-000000-..., after the checkpoint
+    loaded = await RunJournal(store, "run-1").load()
+    assert "slow" in loaded
+    assert len(loaded) == 13
+
+
+async def test_an_entry_stored_while_its_own_journal_loads_is_kept(tmp_path: Path) -> None:
+    inner = DirectoryStore(tmp_path)
+    writer = RunJournal(inner, "run-1", flush_every=1)
+    for n in range(3):
+        await writer.record(f"old-{n}", "ok")
+    gate = asyncio.Event()
+
+    class SlowParts(FlakyStore):
+        async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+            if "/part-" in key:
+                await gate.wait()
+            await self.inner.put(key, data, content_type=content_type)
+
+    journal = RunJournal(SlowParts(inner), "run-1", flush_every=1000, compact_after=2)
+    await journal.record("new", "ok")
+    flush = asyncio.create_task(journal.flush())  # its part is stored after the listing
+    await asyncio.sleep(0)
+    load = asyncio.create_task(journal.load())
+    await asyncio.sleep(0.05)
+    gate.set()
+    loaded = await load
+    await flush
+    assert "new" in loaded
+    assert "new" in await RunJournal(inner, "run-1").load()

@@ -11,9 +11,10 @@ overwriting each other's parts.
 Parts are small (one a second during a run), so a long run chained over many Lambda
 invocations would read hundreds of them at every resume. So :meth:`RunJournal.load`, once it
 has read ``compact_after`` parts or more, writes their union as one
-``checkpoint-{NNNNNN}-{random}.jsonl`` numbered after them; the next load reads only the newest
-checkpoint and the parts numbered from it on. Nothing is deleted (a store needs no delete), and
-a checkpoint that cannot be written or read back only means reading every part again.
+``checkpoint-{NNNNNN}-{random}.jsonl`` whose first line names the parts it covers; the next
+load reads the newest checkpoint and only the parts it does not name (a slow writer's part with
+an old number included). Nothing is deleted (a store needs no delete), and a checkpoint that
+cannot be written or read back only means reading every part again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import orjson
@@ -103,6 +104,7 @@ class RunJournal:
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._stored_during_load: dict[str, JournalStatus] | None = None
 
     @property
     def pending(self) -> int:
@@ -112,38 +114,65 @@ class RunJournal:
     async def load(self) -> dict[str, JournalStatus]:
         """Every finished item of the run so far: ``{key: "ok" | "no_data"}``.
 
-        The newest checkpoint and the parts from its number on (every part when there is no
-        readable checkpoint), then the entries recorded here and not yet flushed. New parts
-        are numbered after the stored. Having read ``compact_after`` parts or more, it writes a
+        The newest readable checkpoint, then every part it does not cover (in part order, a
+        later part winning), then the entries recorded here and not yet stored. New parts are
+        numbered after the stored. Having read ``compact_after`` parts or more, it writes a
         checkpoint of what it read, so the next load reads one object instead of them.
         """
+        # Entries this journal stores while the load runs are in no listing: kept apart.
+        self._stored_during_load = {}
+        try:
+            finished = await self._load_stored()
+            finished.update(self._stored_during_load)
+        finally:
+            self._stored_during_load = None
+        finished.update(self._pending)
+        return finished
+
+    async def _load_stored(self) -> dict[str, JournalStatus]:
         parts: list[tuple[int, str]] = []
         checkpoints: list[tuple[int, str]] = []
         async for key in self.store.list(self._prefix):
             name = key[len(self._prefix) :]
             if match := _PART.fullmatch(name):
-                parts.append((int(match.group(1)), key))
+                parts.append((int(match.group(1)), name))
             elif match := _CHECKPOINT.fullmatch(name):
-                checkpoints.append((int(match.group(1)), key))
+                checkpoints.append((int(match.group(1)), name))
         parts.sort()
-        numbers = [number for number, _key in parts + checkpoints]
+        numbers = [number for number, _name in parts + checkpoints]
         if numbers:
             self._next_part = max(self._next_part, max(numbers) + 1)
         finished: dict[str, JournalStatus] = {}
-        since = 0
-        if checkpoints:
-            since, newest = max(checkpoints)
-            data = await self.store.get(newest)
-            if data is None:  # gone since the listing: read every part instead
-                since = 0
-            else:
-                self._apply(data, newest, finished)
-        unread = [(number, key) for number, key in parts if number >= since]
+        covered: frozenset[str] = frozenset()
+        for _number, name in sorted(checkpoints, reverse=True):
+            covers = await self._read_checkpoint(name, finished)
+            if covers is not None:
+                covered = covers
+                break
+        unread = [(number, name) for number, name in parts if name not in covered]
         await self._read_parts(unread, finished)
         if len(unread) >= self.compact_after:
-            await self._write_checkpoint(finished)
-        finished.update(self._pending)
+            number = max(numbers) + 1
+            await self._write_checkpoint(number, covered | {n for _, n in unread}, finished)
         return finished
+
+    async def _read_checkpoint(
+        self, name: str, finished: dict[str, JournalStatus]
+    ) -> frozenset[str] | None:
+        """Apply checkpoint ``name``; the part names it covers (None: unreadable, skip it)."""
+        data = await self.store.get(self._prefix + name)
+        if data is None:
+            return None  # gone since the listing
+        header, _, body = data.partition(b"\n")
+        try:
+            covers = orjson.loads(header)["covers"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            covers = None
+        if not isinstance(covers, list) or not all(isinstance(n, str) for n in covers):
+            logger.warning("journal checkpoint %s: unreadable; reading the parts instead", name)
+            return None
+        self._apply(body, name, finished)
+        return frozenset(covers)
 
     async def _read_parts(
         self, parts: list[tuple[int, str]], finished: dict[str, JournalStatus]
@@ -156,28 +185,31 @@ class RunJournal:
             async with slots:
                 return await self.store.get(key)
 
-        bodies = await asyncio.gather(*(read(key) for _number, key in parts))
-        for (_number, key), data in zip(parts, bodies, strict=True):
+        bodies = await asyncio.gather(*(read(self._prefix + name) for _number, name in parts))
+        for (_number, name), data in zip(parts, bodies, strict=True):
             if data is not None:
-                self._apply(data, key, finished)
+                self._apply(data, name, finished)
 
     def _apply(self, data: bytes, part: str, finished: dict[str, JournalStatus]) -> None:
         for line in data.splitlines():
             if line.strip():
                 self._read_entry(line, part, finished)
 
-    async def _write_checkpoint(self, finished: Mapping[str, JournalStatus]) -> None:
-        """Store ``finished`` (the union of the parts before it) as one checkpoint."""
-        async with self._lock:
-            number = self._next_part
-            key = f"{self._prefix}checkpoint-{number:06d}-{secrets.token_hex(4)}.jsonl"
-            try:
-                await self.store.put(key, _entries(finished), content_type=_JSONL)
-            except SinkError as exc:
-                # The parts are all still there: the next load reads them again, nothing more.
-                logger.warning("journal checkpoint not written (parts kept): %s", exc)
-                return
-            self._next_part = number + 1
+    async def _write_checkpoint(
+        self, number: int, covers: Iterable[str], finished: Mapping[str, JournalStatus]
+    ) -> None:
+        """Store ``finished``, the union of the parts named in ``covers``, as one checkpoint.
+
+        It names the parts it covers: a part it does not (a slow writer's, or one stored while
+        this load ran) is still read by every later load, whatever its number.
+        """
+        key = f"{self._prefix}checkpoint-{number:06d}-{secrets.token_hex(4)}.jsonl"
+        header = orjson.dumps({"covers": sorted(covers)}, option=orjson.OPT_APPEND_NEWLINE)
+        try:
+            await self.store.put(key, header + _entries(finished), content_type=_JSONL)
+        except SinkError as exc:
+            # The parts are all still there: the next load reads them again, nothing more.
+            logger.warning("journal checkpoint not written (parts kept): %s", exc)
 
     @staticmethod
     def _read_entry(line: bytes, part: str, finished: dict[str, JournalStatus]) -> None:
@@ -248,6 +280,8 @@ class RunJournal:
             part = f"{self._prefix}part-{number:06d}-{secrets.token_hex(4)}.jsonl"
             await self.store.put(part, body, content_type=_JSONL)
             self._next_part = number + 1
+            if self._stored_during_load is not None:
+                self._stored_during_load.update(batch)
             # Drop only what was written: entries recorded during the put stay pending, and so
             # does an entry whose status changed meanwhile.
             for key, status in batch.items():
