@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from asyncrawl import AiohttpFetcher, CrawlConfig, DirectoryStore, Request, Response, RetryPolicy
 from asyncrawl.sinks import RunJournal
-from asyncrawl.sources.opendart import Company, plan_items, plans
+from asyncrawl.sources.opendart import Company, StatementItem, plan_items, plans
 from asyncrawl.sources.opendart.plans import (
     RCEPT_NO_KEY,
     FiledReports,
@@ -22,6 +23,7 @@ from asyncrawl.sources.opendart.plans import (
     load_filed,
     plan_filed,
     record_filings,
+    remember_filed,
     report_of,
 )
 from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
@@ -325,3 +327,76 @@ async def test_the_single_ledger_file_of_earlier_versions_is_still_read(tmp_path
     assert await plan_filed(items, filed, store) == []
     corrected: FiledReports = {company.corp_code: {(2023, "11011"): "20240401000111"}}
     assert await plan_filed(items, corrected, store) == items
+
+
+@dataclass
+class _Counts:
+    remaining: tuple[str, ...] = ()
+
+
+@dataclass
+class _Ran:
+    """What run_planned reads of a job's result."""
+
+    fatal: str | None = None
+    sink_error: str | None = None
+    summary: _Counts = field(default_factory=_Counts)
+
+
+async def test_a_stopped_prefer_cfs_run_records_nothing_and_its_resume_asks_for_ofs(
+    tmp_path: Path,
+) -> None:
+    # Day 1: the CFS item answers 013, then the daily quota (020) stops the run before the OFS
+    # follow-up. Recording the CFS item then would keep the resume from planning either.
+    store = DirectoryStore(tmp_path)
+    company = Company(corp_code=DEMO_COMPANIES[0]["corp_code"])
+    items = [
+        StatementItem(company=company, bsns_year=2023, reprt_code="11011", fs_div=fs)
+        for fs in ("CFS", "OFS")
+    ]
+    asked: list[list[str]] = []
+
+    async def stopped(batch: list[StatementItem]) -> _Ran:
+        asked.append([item.key for item in batch])
+        journal = RunJournal(store, "r1")
+        for item in batch:
+            await journal.record(item.key, "no_data")
+        await journal.aclose()
+        return _Ran(fatal="020: daily quota used")
+
+    async def finishes(batch: list[StatementItem]) -> _Ran:
+        asked.append([item.key for item in batch])
+        return _Ran()
+
+    async with OpenDartStandIn() as server:
+        for job in (stopped, finishes):
+            await plans.run_planned(
+                items,
+                plan="filings",
+                basis="prefer-cfs",
+                store=store,
+                run_id="r1",
+                api_key=KEY,
+                base_url=f"{server.url}/api/",
+                run_job=job,
+            )
+    assert asked[0] == [items[0].key]
+    assert items[1].key in asked[-1]  # the OFS follow-up was asked in the end
+
+
+async def test_a_correction_filed_between_two_plannings_of_one_run_is_fetched_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    store = DirectoryStore(tmp_path)
+    company = Company(corp_code=DEMO_COMPANIES[0]["corp_code"])
+    items = [StatementItem(company=company, bsns_year=2023, reprt_code="11011", fs_div="CFS")]
+    first: FiledReports = {company.corp_code: {(2023, "11011"): "20240314000001"}}
+    corrected: FiledReports = {company.corp_code: {(2023, "11011"): "20240414000002"}}
+    await remember_filed(store, "r1", first)  # day 1 planned, fetched, then interrupted
+    journal = RunJournal(store, "r1")
+    await journal.record(items[0].key, "ok")
+    await journal.aclose()
+    # Day 2, same run id: the journal skips the item, so it was fetched at the first filing.
+    to_record = await remember_filed(store, "r1", corrected)
+    await record_filings(store, "r1", to_record)
+    assert await plan_filed(items, corrected, store) == items  # a new run fetches the correction

@@ -41,7 +41,7 @@ from ..results import ItemResult
 from ..runs.job import Plan, register_job
 from ..runs.run import run_resumable
 from ..sinks.base import BlobStore
-from ..sinks.journal import read_run_state, write_run_state
+from ..sinks.journal import read_run_state
 from ..sources.opendart import (
     Company,
     OpenDartSource,
@@ -56,12 +56,13 @@ from ..sources.opendart.items import FIRST_YEAR, FS_DIVS, REPORT_CODES
 from ..sources.opendart.layout import data_key
 from ..sources.opendart.plans import (
     BASES,
+    FILED_STATE,
     PLANS,
-    dump_filed,
     filed_reports,
     load_filed,
     plan_filed,
     record_filings,
+    remember_filed,
 )
 from ..sources.opendart.source import DEFAULT_BASE_URL
 from ..summary import RunSummary
@@ -79,9 +80,6 @@ __all__ = [
 #: The crawler types (``CRAWLER_TYPE``).
 CRAWLER_TYPES = tuple(REPORT_CODES)
 KST = timezone(timedelta(hours=9), "KST")
-#: Run state (``_meta/runs/{run_id}/state/``) holding the filing search's answer until the
-#: run's last part records it.
-FILED_STATE = "opendart-filed.json"
 
 #: ``await hook(environ, store)``: a company list, or None when this source is not set up.
 CompanyHook = Callable[[Mapping[str, str], BlobStore], Awaitable[list[Company] | None]]
@@ -334,7 +332,9 @@ class OpenDartJob:
                 limiter=limiter,
             )
         items = await plan_filed(plan.items, filed, store)
-        await write_run_state(store, run_id, FILED_STATE, dump_filed(filed))
+        # Kept for finish(), merged with an earlier planning of the same run id (a retried
+        # DAG run): the older filing wins, so a correction is fetched by the next run.
+        await remember_filed(store, run_id, filed)
         return Plan(items=items, params=plan.params, label=plan.label, facts=plan.facts)
 
     async def finish(
@@ -354,7 +354,7 @@ class OpenDartJob:
             raise SinkError(
                 f"run state {FILED_STATE} of run {run_id} is damaged: {error}"
             ) from None
-        await record_filings(store, run_id, filed)
+        await record_filings(store, run_id, filed, prefer_cfs=config.basis == "prefer-cfs")
 
     def resume(
         self, params: Mapping[str, Any], keys: Sequence[str], config: OpenDartSettings

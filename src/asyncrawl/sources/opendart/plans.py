@@ -34,13 +34,14 @@ from ...http import AiohttpFetcher, Fetcher, Request, Response
 from ...limiter import RateLimiter
 from ...outcomes import NoData, Ok, Outcome, Unusable
 from ...sinks.base import BlobStore
-from ...sinks.journal import RunJournal
+from ...sinks.journal import RunJournal, read_run_state, write_run_state
 from ...summary import RunSummary
 from .items import Company, StatementItem
 from .source import DEFAULT_BASE_URL, check_api_key, read_answer
 
 __all__ = [
     "BASES",
+    "FILED_STATE",
     "PLANS",
     "RCEPT_NO_KEY",
     "RCEPT_NO_PREFIX",
@@ -53,6 +54,7 @@ __all__ = [
     "load_filed",
     "plan_filed",
     "record_filings",
+    "remember_filed",
     "report_of",
     "run_planned",
 ]
@@ -68,6 +70,9 @@ BASES = ("both", "prefer-cfs")
 RCEPT_NO_PREFIX = "_meta/opendart/rcept_no/"
 #: The single ledger file of earlier versions, read when no generation exists yet.
 RCEPT_NO_KEY = "_meta/opendart/rcept_no.json"
+#: Run state (``_meta/runs/{run_id}/state/``) holding what the filing search answered when the
+#: run was planned, for recording once the run is done.
+FILED_STATE = "opendart-filed.json"
 #: Lost races in a row before record_filings gives up (each loss: another run recorded first).
 _LEDGER_RACES = 20
 _GENERATION = re.compile(r"(\d{8})\.json")
@@ -335,8 +340,38 @@ def load_filed(data: bytes) -> FiledReports:
     return filed
 
 
-async def record_filings(store: BlobStore, run_id: str, filed: FiledReports) -> int:
+async def remember_filed(store: BlobStore, run_id: str, filed: FiledReports) -> FiledReports:
+    """Keep ``filed`` as the run's state, merged with what an earlier planning of the same run
+    id kept, and return what to record when the run is done.
+
+    Where both know a report, the older ``rcept_no`` is kept: an item the run's journal lists
+    as finished may have been fetched at that filing, before a correction. Recording the older
+    one makes the next run fetch it again, where recording the newer would skip it forever.
+    """
+    earlier = await read_run_state(store, run_id, FILED_STATE)
+    merged: FiledReports = {corp: dict(reports) for corp, reports in filed.items()}
+    if earlier is not None:
+        try:
+            before = load_filed(earlier)
+        except ValueError as error:
+            _log.warning("run %s: earlier filing state unreadable (%s); replaced", run_id, error)
+            before = {}
+        for corp, reports in before.items():
+            mine = merged.setdefault(corp, {})
+            for report, rcept_no in reports.items():
+                mine[report] = min(rcept_no, mine.get(report, rcept_no))
+    await write_run_state(store, run_id, FILED_STATE, dump_filed(merged))
+    return merged
+
+
+async def record_filings(
+    store: BlobStore, run_id: str, filed: FiledReports, *, prefer_cfs: bool = False
+) -> int:
     """Record the ``rcept_no`` of every item the run finished; returns how many were recorded.
+
+    With ``prefer_cfs`` (the OFS item is follow-up work of a CFS item without data), a CFS
+    item without data is recorded only once its OFS item finished too: recorded alone, it
+    would keep the OFS item from ever being planned again.
 
     The ledger is never rewritten in place: each update is a new generation, written only if
     absent (S3 ``If-None-Match``, ``O_EXCL`` on a directory). Two runs finishing at once (two
@@ -345,8 +380,11 @@ async def record_filings(store: BlobStore, run_id: str, filed: FiledReports) -> 
     """
     done = await RunJournal(store, run_id).load()
     fetched: dict[str, str] = {}
-    for key in done:
-        corp_code, year, reprt_code, _ = key.split("/")
+    for key, status in done.items():
+        corp_code, year, reprt_code, fs_div = key.split("/")
+        ofs_key = f"{corp_code}/{year}/{reprt_code}/OFS"
+        if prefer_cfs and fs_div == "CFS" and status == "no_data" and ofs_key not in done:
+            continue
         rcept_no = filed.get(corp_code, {}).get((int(year), reprt_code))
         if rcept_no is not None:
             fetched[key] = rcept_no
@@ -428,6 +466,7 @@ async def run_planned(
             raise ConfigError("basis", "prefer-cfs needs CFS among the statement divisions")
         planned = [item for item in planned if item.fs_div == "CFS"]
     filed: FiledReports | None = None
+    to_record: FiledReports | None = None
     if plan == "filings":
         companies = list({item.company.corp_code: item.company for item in planned}.values())
         async with AiohttpFetcher() as fetcher:
@@ -442,6 +481,7 @@ async def run_planned(
             )
         before = len(planned)
         planned = await plan_filed(planned, filed, store)
+        to_record = await remember_filed(store, run_id, filed)
         _log.info("filing plan: %d of %d items are filed and new", len(planned), before)
     result = await run_job(planned)
     finished = result.fatal is None and result.sink_error is None and not result.summary.remaining
@@ -450,6 +490,9 @@ async def run_planned(
         if follow:
             _log.info("prefer-cfs: %d items had no CFS data; asking for OFS", len(follow))
             result = await run_job(planned + follow)
-    if filed is not None:
-        await record_filings(store, run_id, filed)
+    done = result.fatal is None and result.sink_error is None and not result.summary.remaining
+    if to_record is not None and done:
+        # Only a run that is done: a stopped one (020, 800, Ctrl-C) would record CFS items
+        # whose OFS follow-ups were never asked, and the resume would plan neither.
+        await record_filings(store, run_id, to_record, prefer_cfs=basis == "prefer-cfs")
     return result
