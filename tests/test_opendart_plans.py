@@ -26,6 +26,7 @@ from asyncrawl.sources.opendart.plans import (
     remember_filed,
     report_of,
 )
+from asyncrawl.summary import RunSummary
 from asyncrawl.testing.opendart import DEMO_COMPANIES, OpenDartStandIn
 from support.cli_process import run_cli
 
@@ -330,17 +331,25 @@ async def test_the_single_ledger_file_of_earlier_versions_is_still_read(tmp_path
 
 
 @dataclass
-class _Counts:
-    remaining: tuple[str, ...] = ()
-
-
-@dataclass
 class _Ran:
     """What run_planned reads of a job's result."""
 
     fatal: str | None = None
     sink_error: str | None = None
-    summary: _Counts = field(default_factory=_Counts)
+    summary: RunSummary = field(
+        default_factory=lambda: RunSummary(
+            run_id="r1",
+            planned=0,
+            ok=0,
+            no_data=0,
+            failed=(),
+            remaining=(),
+            requests=0,
+            retries=0,
+            status_counts={},
+            elapsed_s=0.0,
+        )
+    )
 
 
 async def test_a_stopped_prefer_cfs_run_records_nothing_and_its_resume_asks_for_ofs(
