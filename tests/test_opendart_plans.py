@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from asyncrawl import AiohttpFetcher, CrawlConfig, DirectoryStore, Request, Response, RetryPolicy
+from asyncrawl.errors import AttemptTimeout
 from asyncrawl.sinks import RunJournal
 from asyncrawl.sources.opendart import Company, StatementItem, plan_items, plans
 from asyncrawl.sources.opendart.plans import (
@@ -409,3 +410,40 @@ async def test_a_correction_filed_between_two_plannings_of_one_run_is_fetched_by
     to_record = await remember_filed(store, "r1", corrected)
     await record_filings(store, "r1", to_record)
     assert await plan_filed(items, corrected, store) == items  # a new run fetches the correction
+
+
+class _SlowListJson:
+    """list.json in three pages, each answered after 0.3 s (or the attempt's timeout)."""
+
+    async def fetch(self, request: Request, *, timeout: float) -> Response:
+        if timeout < 0.3:
+            await asyncio.sleep(timeout)
+            raise AttemptTimeout("timed out", url=request.display_url, status="timeout")
+        await asyncio.sleep(0.3)
+        page = int(request.params["page_no"])
+        body = {
+            "status": "000",
+            "message": "ok",
+            "total_page": 3,
+            "page_no": page,
+            "list": [{"report_nm": "사업보고서 (2023.12)", "rcept_no": f"2024031400{page:04d}"}],
+        }
+        return Response(status=200, headers={}, body=json.dumps(body).encode())
+
+
+@pytest.mark.looptime
+async def test_the_filing_search_keeps_to_one_deadline_over_its_rounds_of_pages() -> None:
+    # Page 1, then pages 2-3 in a second engine run: together within the deadline (+ grace),
+    # and a company whose pages the deadline cut off is not "known to have filed nothing".
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    filed = await plans.filed_reports(
+        [Company(corp_code=DEMO_COMPANIES[0]["corp_code"])],
+        [2023],
+        fetcher=_SlowListJson(),
+        api_key=KEY,
+        base_url="http://127.0.0.1:9/api/",
+        config=CrawlConfig(deadline=0.5, grace=0.05, retry=RetryPolicy(max_attempts=1)),
+    )
+    assert loop.time() - started <= 0.55 + 1e-6
+    assert filed == {}

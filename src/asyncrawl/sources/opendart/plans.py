@@ -20,6 +20,8 @@ journal, so a resumed run finds them too).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -205,9 +207,22 @@ async def filed_reports(
     # Pages asked and not (yet) answered, per company: a company is known when it has none.
     open_pages: dict[str, int] = {c.corp_code: 1 for c in companies}
     pages = [FilingPage(company=c, bgn_de=bgn_de, end_de=end_de) for c in companies]
+    # The config's deadline is for the whole search: each round (first pages, then the rest)
+    # gets what is left of it, and none starts when nothing is.
+    loop = asyncio.get_running_loop()
+    deadline = config.deadline_s if config is not None else None
+    ends_at = None if deadline is None else loop.time() + deadline
     while pages:
         more: list[FilingPage] = []
-        async with run(source, pages, fetcher=fetcher, config=config, limiter=limiter) as crawl:
+        round_config = config
+        if config is not None and ends_at is not None:
+            left = ends_at - loop.time()
+            if left <= 0:
+                break
+            round_config = dataclasses.replace(config, deadline=left)
+        async with run(
+            source, pages, fetcher=fetcher, config=round_config, limiter=limiter
+        ) as crawl:
             async for result in crawl:
                 page: FilingPage = result.item
                 corp_code = page.company.corp_code
