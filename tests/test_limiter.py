@@ -580,11 +580,35 @@ async def test_a_cancelled_hold_frees_its_slot_at_once() -> None:
 
 
 @pytest.mark.looptime
-async def test_before_refuses_a_hold_that_needs_a_release_plus_a_window() -> None:
+async def test_before_waits_on_a_held_slot_no_longer_than_the_deadline() -> None:
     limiter = RateLimiter([Rate(1, 10.0)], guard=0.0)
     start = now()
     assert limiter.try_hold() is not None
-    # Whenever the held send ends, its slot is taken for 10 s more: 5 s can never be enough.
+    # Released, its slot is taken 10 s more; but it may yet be cancelled (nothing sent), which
+    # frees it at once: so the waiter waits, and gives up at its deadline, not later.
+    assert await limiter.hold(before=start + 5.0) is None
+    assert now() - start == pytest.approx(5.0)
+
+
+@pytest.mark.looptime
+async def test_a_cancelled_hold_lets_a_waiter_with_a_deadline_in() -> None:
+    limiter = RateLimiter([Rate(1, 10.0)], guard=0.0)
+    start = now()
+    taken = limiter.try_hold()
+    assert taken is not None
+    waiter = asyncio.create_task(limiter.hold(before=start + 5.0))
+    await asyncio.sleep(1.0)
+    taken.cancel()
+    assert await waiter is not None
+    assert now() - start == pytest.approx(1.0)
+
+
+@pytest.mark.looptime
+async def test_before_refuses_at_once_what_even_cancelled_holds_cannot_make_room_for() -> None:
+    limiter = RateLimiter([Rate(1, 10.0)], guard=0.0)
+    start = now()
+    assert limiter.try_acquire()  # a send recorded: its slot is taken for 10 s
+    assert limiter.try_hold() is None
     assert await limiter.hold(before=start + 5.0) is None
     assert now() == start
 

@@ -304,7 +304,7 @@ class RateLimiter:
         if not self._waiters and at <= now:
             self._take(now, weight, held)
             return True
-        if before is not None and at > before:
+        if before is not None and self._no_sooner_than(weight, now, at) > before:
             return False
         waiter = _Waiter()
         self._waiters.append(waiter)
@@ -316,9 +316,11 @@ class RateLimiter:
                     if at <= now:
                         self._take(now, weight, held)
                         return True
-                    if before is not None and at > before:
-                        return False
                     wake_at: float | None = at
+                    if before is not None:
+                        if now >= before or self._no_sooner_than(weight, now, at) > before:
+                            return False
+                        wake_at = min(at, before)
                 elif before is not None and now >= before:
                     return False
                 else:
@@ -386,7 +388,13 @@ class RateLimiter:
             if wakeup is not None:
                 _resolve(wakeup, False)
 
-    def _admission_time(self, weight: int, now: float) -> float:
+    def _no_sooner_than(self, weight: int, now: float, at: float) -> float:
+        """A firm lower bound of the admission time ``at``: with sends held, one may yet be
+        cancelled (nothing sent), which frees its slot at once, so the bound is the time as if
+        none were held."""
+        return self._admission_time(weight, now, held=0) if self._held else at
+
+    def _admission_time(self, weight: int, now: float, *, held: int | None = None) -> float:
         """The earliest loop time >= ``now`` at which ``weight`` may be sent (``inf``: never).
 
         When room needs a held send to be released, this is a lower bound (nobody can date the
@@ -395,7 +403,7 @@ class RateLimiter:
         for window in self._windows:
             window.prune(now)
         at = max(now, self._cooling_until)
-        held = self._held
+        held = self._held if held is None else held
         # An adaptive limit grows in steps, so a send that does not fit yet may fit after the
         # next step even before any old send expires: advance to whichever comes first.
         while True:
