@@ -4,7 +4,7 @@
 data/{k1}={v1}/{k2}={v2}/.../{name}        (OpenDART: year=/report=/fs=/{corp_code}.jsonl.gz)
 _meta/runs/{run_id}/summary.json
 _meta/runs/{run_id}/journal/part-{NNNNNN}-{random}.jsonl
-_meta/runs/{run_id}/journal/checkpoint-{NNNNNN}-{random}.jsonl   (the union of the parts before)
+_meta/runs/{run_id}/journal/checkpoint-{NNNNNN}-{random}.jsonl   (the union of the parts it names)
 _meta/runs/{run_id}/state/{name}
 ```
 
