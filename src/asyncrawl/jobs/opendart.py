@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -35,7 +34,7 @@ import orjson
 
 from ..engine import CrawlConfig
 from ..errors import ConfigError, ContinuationError, InputError, SinkError, UpstreamFatalError
-from ..http import AiohttpFetcher, Fetcher
+from ..http import Fetcher
 from ..limiter import RateLimiter
 from ..results import ItemResult
 from ..runs.job import Plan, register_job
@@ -58,11 +57,9 @@ from ..sources.opendart.plans import (
     BASES,
     FILED_STATE,
     PLANS,
-    filed_reports,
     load_filed,
-    plan_filed,
+    plan_filings,
     record_filings,
-    remember_filed,
 )
 from ..sources.opendart.source import DEFAULT_BASE_URL
 from ..summary import RunSummary
@@ -318,23 +315,18 @@ class OpenDartJob:
         answer is kept as run state for :meth:`finish`. Other plan modes: ``plan`` as is."""
         if config.plan_mode != "filings":
             return plan
-        companies = list({item.company.corp_code: item.company for item in plan.items}.values())
-        async with AsyncExitStack() as stack:
-            if fetcher is None:  # the run layer would make one for the crawl: make one too
-                fetcher = await stack.enter_async_context(AiohttpFetcher())
-            filed = await filed_reports(
-                companies,
-                {item.bsns_year for item in plan.items},
-                fetcher=fetcher,
-                api_key=self.open_source(config).api_key,  # loaded once per cold start
-                base_url=config.base_url or DEFAULT_BASE_URL,
-                config=crawl_config,
-                limiter=limiter,
-            )
-        items = await plan_filed(plan.items, filed, store)
-        # Kept for finish(), merged with an earlier planning of the same run id (a retried
-        # DAG run): the older filing wins, so a correction is fetched by the next run.
-        await remember_filed(store, run_id, filed)
+        # The answer is kept for finish(), merged with an earlier planning of the same run id
+        # (a retried DAG run): the older filing wins, so a correction is fetched by the next run.
+        items, _ = await plan_filings(
+            plan.items,
+            store=store,
+            run_id=run_id,
+            api_key=self.open_source(config).api_key,  # loaded once per cold start
+            base_url=config.base_url or DEFAULT_BASE_URL,
+            fetcher=fetcher,  # None: one is made for the search
+            config=crawl_config,
+            limiter=limiter,
+        )
         return Plan(items=items, params=plan.params, label=plan.label, facts=plan.facts)
 
     async def finish(

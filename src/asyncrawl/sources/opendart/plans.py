@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -55,6 +56,7 @@ __all__ = [
     "follow_up_items",
     "load_filed",
     "plan_filed",
+    "plan_filings",
     "record_filings",
     "remember_filed",
     "report_of",
@@ -379,6 +381,42 @@ async def remember_filed(store: BlobStore, run_id: str, filed: FiledReports) -> 
     return merged
 
 
+async def plan_filings(
+    items: Sequence[StatementItem],
+    *,
+    store: BlobStore,
+    run_id: str,
+    api_key: str,
+    base_url: str = DEFAULT_BASE_URL,
+    fetcher: Fetcher | None = None,
+    config: CrawlConfig | None = None,
+    limiter: RateLimiter | None = None,
+) -> tuple[list[StatementItem], FiledReports]:
+    """The filing plan of ``items``, and what to record once the run is done.
+
+    ``list.json`` for their companies (:func:`filed_reports`, through ``fetcher`` or one made
+    for it), then :func:`plan_filed`; the answer is kept as the run's state
+    (:func:`remember_filed`), which gives what :func:`record_filings` is to record.
+    """
+    companies = list({item.company.corp_code: item.company for item in items}.values())
+    async with AsyncExitStack() as stack:
+        if fetcher is None:
+            fetcher = await stack.enter_async_context(AiohttpFetcher())
+        filed = await filed_reports(
+            companies,
+            {item.bsns_year for item in items},
+            fetcher=fetcher,
+            api_key=api_key,
+            base_url=base_url,
+            config=config,
+            limiter=limiter,
+        )
+    planned = await plan_filed(items, filed, store)
+    to_record = await remember_filed(store, run_id, filed)
+    _log.info("filing plan: %d of %d items are filed and new", len(planned), len(items))
+    return planned, to_record
+
+
 async def record_filings(
     store: BlobStore, run_id: str, filed: FiledReports, *, prefer_cfs: bool = False
 ) -> int:
@@ -480,24 +518,17 @@ async def run_planned(
         if not any(item.fs_div == "CFS" for item in planned):
             raise ConfigError("basis", "prefer-cfs needs CFS among the statement divisions")
         planned = [item for item in planned if item.fs_div == "CFS"]
-    filed: FiledReports | None = None
     to_record: FiledReports | None = None
     if plan == "filings":
-        companies = list({item.company.corp_code: item.company for item in planned}.values())
-        async with AiohttpFetcher() as fetcher:
-            filed = await filed_reports(
-                companies,
-                {item.bsns_year for item in planned},
-                fetcher=fetcher,
-                api_key=api_key,
-                base_url=base_url,
-                config=config,
-                limiter=limiter,
-            )
-        before = len(planned)
-        planned = await plan_filed(planned, filed, store)
-        to_record = await remember_filed(store, run_id, filed)
-        _log.info("filing plan: %d of %d items are filed and new", len(planned), before)
+        planned, to_record = await plan_filings(
+            planned,
+            store=store,
+            run_id=run_id,
+            api_key=api_key,
+            base_url=base_url,
+            config=config,
+            limiter=limiter,
+        )
     result = await run_job(planned)
     finished = result.fatal is None and result.sink_error is None and not result.summary.remaining
     if basis == "prefer-cfs" and finished:
